@@ -1,0 +1,53 @@
+# transfer: `make help` lists the targets.
+SHELL := /bin/bash
+PY := .venv/bin/python
+STAMP := .venv/.installed
+SWEEP ?=
+GRID := -m model=llava,qwen,idefics source_task='glob(*)'
+export WANDB_MODE ?= offline
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: help install sweep reduce test test-all bench browser slurm-up slurm-down sync clean-outputs
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -d .venv || python3 -m venv .venv
+	.venv/bin/pip install -q torch==2.13.0
+	.venv/bin/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project (torch pinned, no torchvision)
+
+sweep: install  ## run the embedded grid (3 families x 14 cells) and the reducer
+	$(PY) -m transfer.run $(GRID) $(if $(SWEEP),sweep=$(SWEEP))
+
+reduce: install  ## PGF matrices + report of the most recent sweep (SWEEP=NAME for another)
+	$(PY) -m transfer.reduce $(if $(SWEEP),sweep=$(SWEEP))
+
+browser:  ## install headless Chromium for the report screenshot test (Debian, root)
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+test: install browser  ## the test suite (fast tests; slurm tests run when the loopback cluster is up)
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: install browser  ## every test, the slow ones too
+	$(PY) -m pytest -q
+
+bench: install  ## benchmarks: the full embedded grid and the reducer
+	$(PY) bench/grid.py
+	$(PY) bench/reduce.py
+
+slurm-up:  ## start the single-node loopback SLURM cluster (root; installs Debian packages if missing)
+	bash launch/slurm_up.sh
+
+slurm-down:  ## stop the loopback SLURM cluster
+	bash launch/slurm_down.sh
+
+sync:  ## upload offline W&B runs of every sweep
+	$(PY) -m wandb sync --include-offline --sync-all outputs/*/wandb 2>/dev/null || .venv/bin/wandb sync outputs/*/wandb/offline-run-*
+
+clean-outputs:  ## delete all sweeps and caches under outputs/
+	find outputs -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""transfer: measure task transfer in vision-language models with Hydra-configured sweeps."""

@@ -1,0 +1,85 @@
+"""Command-line plumbing shared by the entry points: early checks of names, quiet libraries, logging."""
+from __future__ import annotations
+
+import fnmatch
+import functools
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CHECKED_GROUPS = ("model", "source_task", "data", "train", "eval", "base", "experiment", "hydra/launcher")
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _values(value: str) -> list[str]:
+    """The option names in an override value: `a`, `a,b`, `glob(...)` (patterns), `[a,b]`."""
+    glob = re.fullmatch(r"glob\((.*)\)", value)
+    if glob:
+        include = glob.group(1).split(",exclude=")[0].strip("[] ")
+        return [f"glob:{p.strip()}" for p in include.split(",")]
+    return [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+
+
+def check_overrides(argv: list[str]) -> None:
+    """Exit with a one-line error if an override names an option that no config group has."""
+    for arg in argv:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if not sep or key not in CHECKED_GROUPS or value in ("", "null"):
+            continue
+        valid = group_options(key)
+        for name in _values(value):
+            if name.startswith("glob:"):
+                if not fnmatch.filter(valid, name[5:]):
+                    _fail(f"{key}={value} matches no {key}; expected a pattern over: {', '.join(valid)}")
+            elif name not in valid:
+                _fail(f"unknown {key} {name!r} (from {arg}); expected one of: {', '.join(valid)}")
+
+
+def one_line_errors(func):
+    """Report bad input (ValueError, FileNotFoundError) as `error: ...` on one line and exit 2."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (ValueError, FileNotFoundError) as err:
+            _fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    return wrapper
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def quiet_libraries() -> None:
+    """Silence library progress bars and chatter; our own progress display reports instead."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    if not _has_cuda():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    for name in ("DeepSpeed", "deepspeed", "torch.distributed", "accelerate", "peft"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _has_cuda() -> bool:
+    return Path("/dev/nvidia0").exists() or bool(os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+
+def setup_logging() -> None:
+    logging.getLogger("transfer").setLevel(logging.INFO)

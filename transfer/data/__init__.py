@@ -1,0 +1,1 @@
+"""Data: the BLINK-format loader, the synthetic BLINK-format suite and the prompt format."""

@@ -1,0 +1,98 @@
+"""Zero-shot multiple-choice scoring by the log-likelihood of each option's answer continuation.
+
+No generation, no answer parsing. When the options' continuations share a head and differ in one final
+token (the usual case: the answer letter), one forward pass per question gives every option's
+log-likelihood (the shared head adds the same term to every option, so it is left out). Otherwise each
+(question, option) pair gets its own sequence and the continuation's token log-probabilities are summed.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from transfer.models.encode import option_batch, scoring_batch
+from transfer.progress import Progress
+
+
+@dataclass
+class TaskResult:
+    task: str
+    idx: list[str]
+    gold: list[int]
+    loglik: list[list[float]]   # per question, per option
+    seconds: float
+
+    @property
+    def predicted(self) -> list[int]:
+        return [max(range(len(ll)), key=ll.__getitem__) for ll in self.loglik]
+
+    @property
+    def correct(self) -> list[bool]:
+        return [p == g for p, g in zip(self.predicted, self.gold)]
+
+
+def split_head(options: list[list[int]]) -> tuple[list[int], list[int]] | None:
+    """(shared head, final token per option) when the options differ only in their last token, else None."""
+    head = options[0][:-1]
+    if all(len(o) == len(options[0]) and o[:-1] == head for o in options):
+        lasts = [o[-1] for o in options]
+        if len(set(lasts)) == len(lasts):
+            return head, lasts
+    return None
+
+
+def _last_positions(mask: torch.Tensor) -> torch.Tensor:
+    return mask.sum(1) - 1
+
+
+@torch.inference_mode()
+def _score_single_pass(model, examples, family, pad_id, splits) -> list[list[float]]:
+    batch = scoring_batch(examples, family, pad_id, [s[0] for s in splits])
+    logits = model(**batch).logits
+    rows = torch.arange(len(examples))
+    logp = F.log_softmax(logits[rows, _last_positions(batch["attention_mask"])].float(), -1)
+    return [logp[i, s[1]].tolist() for i, s in enumerate(splits)]
+
+
+@torch.inference_mode()
+def _score_full(model, examples, family, pad_id) -> list[list[float]]:
+    batch, owners = option_batch(examples, family, pad_id)
+    logp = F.log_softmax(model(**batch).logits.float(), -1)
+    ends = _last_positions(batch["attention_mask"])
+    out = [[0.0] * len(ex["options"]) for ex in examples]
+    for row, (qi, oi, n) in enumerate(owners):
+        end = int(ends[row])
+        targets = batch["input_ids"][row, end - n + 1: end + 1]
+        out[qi][oi] = float(logp[row, end - n: end].gather(-1, targets[:, None]).sum())
+    return out
+
+
+def score_examples(model, examples: list[dict], family: str, pad_id: int, batch_size: int) -> list[list[float]]:
+    """Option log-likelihoods for every encoded example, batched."""
+    model.eval()
+    out: list[list[float]] = []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start: start + batch_size]
+        splits = [split_head(ex["options"]) for ex in chunk]
+        if all(splits):
+            out += _score_single_pass(model, chunk, family, pad_id, splits)
+        else:
+            out += _score_full(model, chunk, family, pad_id)
+    return out
+
+
+def evaluate_targets(model, encoded: dict[str, list[dict]], family: str, pad_id: int, batch_size: int,
+                     progress: Progress | None = None) -> list[TaskResult]:
+    """Score every target task's encoded eval split."""
+    results = []
+    for task, examples in encoded.items():
+        start = time.perf_counter()
+        loglik = score_examples(model, examples, family, pad_id, batch_size)
+        results.append(TaskResult(task, [e["idx"] for e in examples], [e["answer"] for e in examples], loglik,
+                                  time.perf_counter() - start))
+        if progress:
+            progress.update(1)
+    return results

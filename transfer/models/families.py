@@ -1,0 +1,70 @@
+"""The three VLM families: loading a checkpoint (hub id or local dir) and its processor, the chat format.
+
+The embedded tiny models (models/tiny.py) are saved with `save_pretrained` and come back through the
+same `load_pretrained` as a real checkpoint, so both paths share every line below.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor, Qwen2_5_VLProcessor
+from transformers.processing_utils import ProcessorMixin
+
+FAMILIES = ("llava", "qwen", "idefics")
+
+
+class Qwen25VLImageOnlyProcessor(Qwen2_5_VLProcessor):
+    """Qwen2.5-VL's processor without the video processor (whose classes need torchvision).
+
+    Same behaviour for images and text; AutoProcessor does not know this class, so load it with
+    `Qwen25VLImageOnlyProcessor.from_pretrained(dir)`.
+    """
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
+        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template, **kwargs)
+
+
+@dataclass
+class LoadedModel:
+    family: str
+    model: torch.nn.Module
+    processor: ProcessorMixin
+
+    @property
+    def tokenizer(self):
+        return self.processor.tokenizer
+
+
+def check_family(family: str) -> str:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; expected one of: {', '.join(FAMILIES)}")
+    return family
+
+
+def load_processor(family: str, checkpoint: str | Path) -> ProcessorMixin:
+    if check_family(family) == "qwen":
+        return Qwen25VLImageOnlyProcessor.from_pretrained(str(checkpoint))
+    return AutoProcessor.from_pretrained(str(checkpoint))
+
+
+def load_pretrained(family: str, checkpoint: str | Path, dtype: str = "float32") -> LoadedModel:
+    """Load a checkpoint of `family` from a hub id or a local directory (the real and the embedded path)."""
+    processor = load_processor(family, checkpoint)
+    model = AutoModelForImageTextToText.from_pretrained(str(checkpoint), dtype=getattr(torch, dtype))
+    return LoadedModel(family, model, processor)
+
+
+def chat_prompt(processor: ProcessorMixin, n_images: int, text: str) -> str:
+    """The user turn (images first, then the text, as BLINK's harness does) ending at the assistant's turn."""
+    content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]
+    return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+
+
+def processor_images(family: str, images: list) -> list:
+    """Images in the nesting each family's processor expects for ONE sample."""
+    return [images] if family == "idefics" else images

@@ -1,0 +1,109 @@
+"""The score record: schema, atomic writes, cell identity and reading a sweep into polars.
+
+A cell is done iff its `scores.parquet` exists; predictions are written first, scores last.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+from omegaconf import DictConfig, OmegaConf
+
+SCORES, PREDICTIONS, FAILED = "scores.parquet", "predictions.parquet", "FAILED.json"
+# Config keys that name a cell or steer the run, not what is computed: left out of config_hash.
+VOLATILE_KEYS = ("source_task", "seed", "sweep", "overwrite", "paths", "wandb", "progress")
+
+SCORE_SCHEMA = {
+    "sweep": pl.String, "model": pl.String, "checkpoint": pl.String, "source_task": pl.String, "seed": pl.Int64,
+    "target_task": pl.String, "n": pl.Int64, "correct": pl.Int64, "accuracy": pl.Float64, "chance": pl.Float64,
+    "train_examples": pl.Int64, "train_steps": pl.Int64, "train_seconds": pl.Float64, "eval_seconds": pl.Float64,
+    "config_hash": pl.String, "git_commit": pl.String, "created_at": pl.String,
+}
+
+
+def cell_dir(sweep_dir: Path, model: str, source_task: str, seed: int) -> Path:
+    return sweep_dir / "cells" / model / source_task / f"seed={seed}"
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of the resolved config minus cell identity and launcher/run-control keys."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for key in VOLATILE_KEYS:
+        data.pop(key, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def git_commit(repo: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo or Path(__file__).parent,
+                             capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=repo or Path(__file__).parent, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_parquet(df: pl.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        df.write_parquet(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(obj, path: Path) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+
+
+def finished_hash(cell: Path) -> str | None:
+    """The config_hash of a finished cell, or None if the cell has no scores yet."""
+    path = cell / SCORES
+    if not path.exists():
+        return None
+    return pl.read_parquet(path, columns=["config_hash"])["config_hash"][0]
+
+
+def read_sweep(sweep_dir: Path, name: str = SCORES) -> pl.DataFrame:
+    """Concatenate every cell's `name` parquet of a sweep (empty frame if there is none)."""
+    files = sorted((sweep_dir / "cells").glob(f"*/*/seed=*/{name}"))
+    if not files:
+        return pl.DataFrame(schema=SCORE_SCHEMA) if name == SCORES else pl.DataFrame()
+    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+
+
+def failed_cells(sweep_dir: Path) -> list[dict]:
+    """Markers left by cells that raised (and have not finished since)."""
+    out = []
+    for marker in sorted((sweep_dir / "cells").glob(f"*/*/seed=*/{FAILED}")):
+        if not (marker.parent / SCORES).exists():
+            out.append(json.loads(marker.read_text()))
+    return out

@@ -1,0 +1,139 @@
+"""The reducer: every finished cell of a sweep -> PGF matrices, intervals, analysis and report.
+
+    python -m transfer.reduce                         # the most recent sweep under outputs/
+    python -m transfer.reduce sweep=NAME              # a named sweep
+    python -m transfer.reduce from_table=PATH [out=DIR]   # re-analyse a published PGF table
+
+Reads whatever cells exist and lists the missing and failed ones instead of crashing.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import polars as pl
+from omegaconf import DictConfig, OmegaConf
+
+from transfer.cli import CONF_DIR, one_line_errors, quiet_libraries, setup_logging
+
+log = logging.getLogger("transfer")
+
+
+def latest_sweep(outputs: Path) -> Path:
+    sweeps = [p for p in outputs.iterdir() if (p / "cells").is_dir()] if outputs.is_dir() else []
+    if not sweeps:
+        raise FileNotFoundError(f"no sweep with finished cells under {outputs}; run `python -m transfer.run -m ...` first")
+    return max(sweeps, key=lambda p: max(f.stat().st_mtime for f in (p / "cells").rglob("*")))
+
+
+def missing_cells(scores: pl.DataFrame, failed: list[dict]) -> pl.DataFrame:
+    """Cells of the expected grid (models x [none + 13 tasks] x seeds seen) that have no scores."""
+    from transfer.tasks import BASELINE, TASK_NAMES
+
+    have = set(scores.select("model", "source_task", "seed").unique().iter_rows())
+    failures = {f["cell"]: f["error"] for f in failed}
+    rows = []
+    for model in sorted(scores["model"].unique()):
+        for seed in sorted(scores["seed"].unique()):
+            for source in [BASELINE, *TASK_NAMES]:
+                if (model, source, seed) not in have:
+                    key = next((c for c in failures if c.endswith(f"/{model}/{source}/seed={seed}")), None)
+                    rows.append({"model": model, "source_task": source, "seed": seed,
+                                 "status": "failed" if key else "missing", "error": failures.get(key, "")})
+    return pl.DataFrame(rows, schema={"model": pl.String, "source_task": pl.String, "seed": pl.Int64,
+                                      "status": pl.String, "error": pl.String})
+
+
+def write_matrices(long: pl.DataFrame, scores: pl.DataFrame, out: Path) -> list[Path]:
+    """pgf_<model>.csv (13 x 13 seed means) and accuracy_<model>.csv (none + 13 rows)."""
+    from transfer.pgf import wide
+    from transfer.records import atomic_write_bytes
+    from transfer.tasks import BASELINE, TASK_NAMES
+
+    written = []
+    for model in sorted(scores["model"].unique()):
+        for name, frame in ((f"pgf_{model}.csv", wide(long, model, "pgf", TASK_NAMES)),
+                            (f"accuracy_{model}.csv", wide(scores, model, "accuracy", [BASELINE, *TASK_NAMES]))):
+            atomic_write_bytes(out / name, frame.write_csv().encode())
+            written.append(out / name)
+    return written
+
+
+def reduce_sweep(sweep_dir: Path, wandb_cfg: dict | None = None, analysis: dict | None = None,
+                 n_boot: int = 1000) -> dict:
+    """Build every reduce output of `sweep_dir` into `sweep_dir/reduce/`; returns a short summary."""
+    from transfer.analysis import analyze
+    from transfer.pgf import check_consistent, pgf_long
+    from transfer.records import PREDICTIONS, atomic_write_json, atomic_write_parquet, failed_cells, read_sweep
+    from transfer.stats import cell_intervals
+
+    scores = read_sweep(sweep_dir)
+    if scores.is_empty():
+        raise FileNotFoundError(f"no finished cells under {sweep_dir / 'cells'}; nothing to reduce")
+    check_consistent(scores)
+    out = sweep_dir / "reduce"
+    long = pgf_long(scores)
+    atomic_write_parquet(long, out / "pgf.parquet")
+    files = write_matrices(long, scores, out)
+    intervals = cell_intervals(read_sweep(sweep_dir, PREDICTIONS), n_boot=n_boot)
+    atomic_write_parquet(intervals, out / "pgf_cells.parquet")
+    holes = missing_cells(scores, failed_cells(sweep_dir))
+    atomic_write_parquet(holes, out / "missing.parquet")
+    for row in holes.iter_rows(named=True):
+        log.warning("%s cell %s/%s/seed=%s %s", row["status"], row["model"], row["source_task"], row["seed"],
+                    row["error"])
+    setup = {"sweep": sweep_dir.name, "cells": scores.select("model", "source_task", "seed").unique().height,
+             "missing_cells": holes.height, "models": sorted(scores["model"].unique())}
+    accuracy = scores.select("model", "source_task", "target_task", "seed", "accuracy", "chance")
+    result = analyze(long.select("model", "source_task", "target_task", pl.col("seed").cast(pl.String), "pgf"),
+                     out, intervals=intervals, accuracy=accuracy, setup=setup, **(analysis or {}))
+    summary = {**setup, "reduce_dir": str(out), "missing": holes.to_dicts()}
+    atomic_write_json(summary, out / "reduce_summary.json")
+    if wandb_cfg:
+        _log_reduce(wandb_cfg, sweep_dir, long, files, out)
+    log.info("reduced %d cells of %s into %s (%d missing)", setup["cells"], sweep_dir.name, out, holes.height)
+    return summary
+
+
+def _log_reduce(wandb_cfg: dict, sweep_dir: Path, long: pl.DataFrame, files: list[Path], out: Path) -> None:
+    import wandb
+
+    from transfer.tracking import log_table, wandb_run
+
+    with wandb_run(wandb_cfg, sweep_dir=sweep_dir, group=sweep_dir.name, job_type="reduce", name="reduce",
+                   run_key="reduce", config={"sweep": sweep_dir.name}) as run:
+        log_table(run, "pgf", long)
+        for path in files:
+            log_table(run, path.stem, pl.read_csv(path))
+        run.log({f"figures/{p.stem}": wandb.Image(str(p)) for p in sorted(out.glob("*.png"))})
+
+
+def reduce_table(path: Path, out: Path, analysis: dict | None = None) -> dict:
+    """Re-analyse a PGF table (the paper's layout or this project's pgf.parquet) into `out`."""
+    from transfer.analysis import analyze
+    from transfer.analysis.tables import read_pgf_table
+
+    pgf = read_pgf_table(path)
+    return analyze(pgf, out, setup={"table": str(path)}, **(analysis or {}))
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="reduce")
+@one_line_errors
+def main(cfg: DictConfig) -> None:
+    analysis = OmegaConf.to_container(cfg.analysis, resolve=True)
+    if cfg.from_table:
+        table = Path(cfg.from_table)
+        out = Path(cfg.out) if cfg.out else table.parent / f"{table.stem}_analysis"
+        reduce_table(table, out, analysis)
+        log.info("analysis of %s written to %s", table, out)
+        return
+    outputs = Path(cfg.paths.outputs)
+    sweep_dir = outputs / cfg.sweep if cfg.sweep else latest_sweep(outputs)
+    reduce_sweep(sweep_dir, OmegaConf.to_container(cfg.wandb, resolve=True), analysis, cfg.n_boot)
+
+
+if __name__ == "__main__":
+    quiet_libraries()
+    setup_logging()
+    main()

@@ -1,0 +1,28 @@
+"""Entry point: one Hydra job = one cell of the grid.
+
+    python -m transfer.run -m model=llava,qwen,idefics source_task='glob(*)'   # the whole grid
+    python -m transfer.run model=qwen source_task=Counting                     # one cell
+"""
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from transfer.cli import CONF_DIR, check_overrides, one_line_errors, quiet_libraries, setup_logging
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+@one_line_errors
+def main(cfg: DictConfig) -> dict:
+    from transfer.cell import run_cell   # heavy imports after Hydra has parsed the command line
+
+    return run_cell(cfg)
+
+
+if __name__ == "__main__":
+    check_overrides(sys.argv[1:])
+    quiet_libraries()
+    setup_logging()
+    main()

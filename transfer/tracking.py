@@ -1,0 +1,62 @@
+"""W&B, in one place: one run per cell or reduce, under outputs/<sweep>/, offline unless configured.
+
+An online run that cannot reach the service falls back to offline and never fails the job for it
+(`make sync` uploads offline runs later). Run ids are deterministic, so a re-run resumes its run.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+
+from transfer import timing
+
+log = logging.getLogger("transfer")
+
+
+def run_id(*parts: object) -> str:
+    return hashlib.sha1("/".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def _init(wandb, mode: str, **kwargs):
+    settings = wandb.Settings(silent=True, console="off", init_timeout=float(kwargs.pop("init_timeout")))
+    return wandb.init(mode=mode, settings=settings, **kwargs)
+
+
+@contextmanager
+def wandb_run(wcfg: dict, *, sweep_dir: Path, group: str, job_type: str, name: str, run_key: str, config: dict):
+    """Open a W&B run (`wcfg`: mode, project, entity, init_timeout); finish it, failed if the body raises."""
+    with timing.timed("wandb"):
+        import wandb
+
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("WANDB_SILENT", "true")
+        kwargs = dict(project=wcfg["project"], entity=wcfg.get("entity"), group=group, job_type=job_type, name=name,
+                      id=run_id(group, run_key), resume="allow", dir=str(sweep_dir), config=config,
+                      reinit="finish_previous", init_timeout=wcfg.get("init_timeout", 60))
+        try:
+            run = _init(wandb, wcfg["mode"], **kwargs)
+        except Exception as err:   # noqa: BLE001 - any failure to reach the service
+            if wcfg["mode"] != "online":
+                raise
+            log.warning("W&B online init failed (%s); logging offline instead", str(err).splitlines()[0])
+            run = _init(wandb, "offline", **kwargs)
+    try:
+        yield run
+    except BaseException:
+        with timing.timed("wandb"):
+            run.finish(exit_code=1)
+        raise
+    with timing.timed("wandb"):
+        run.finish()
+
+
+def log_table(run, key: str, df: pl.DataFrame) -> None:
+    import wandb
+
+    with timing.timed("wandb"):
+        run.log({key: wandb.Table(columns=df.columns, data=[list(r) for r in df.iter_rows()])})

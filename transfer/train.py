@@ -1,0 +1,132 @@
+"""Finetuning with the HF Trainer and DeepSpeed ZeRO: LoRA on the language model, or full (the base stage).
+
+DeepSpeed needs a process group; outside torchrun/SLURM the single-process defaults are set here.
+A run resumes from its latest complete Trainer checkpoint in `out_dir/checkpoints` (preemption).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, get_peft_model
+from torch.utils.data import Dataset
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from transfer import timing
+from transfer.models.encode import training_batch
+from transfer.progress import Progress
+
+log = logging.getLogger("transfer")
+DEEPSPEED_DIR = Path(__file__).resolve().parents[1] / "conf" / "train" / "deepspeed"
+DIST_DEFAULTS = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+
+
+@dataclass
+class TrainStats:
+    examples: int
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    resumed_from_step: int = 0
+
+
+class _Examples(Dataset):
+    def __init__(self, examples: list[dict]):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.examples[i]
+
+
+class _Monitor(TrainerCallback):
+    """Progress, losses and the time spent inside optimizer steps (forward, backward, update)."""
+
+    def __init__(self, progress: Progress, started: float):
+        self.progress, self.started, self.losses, self._t = progress, started, [], 0.0
+
+    def on_train_begin(self, args, state, control, **kw):
+        timing.add("trainer_setup", time.perf_counter() - self.started)
+
+    def on_step_begin(self, args, state, control, **kw):
+        self._t = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kw):
+        timing.add("model_compute", time.perf_counter() - self._t)
+        self.progress.update(1)
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs and "loss" in logs:
+            self.losses.append(float(logs["loss"]))
+
+
+def distributed_env_defaults(port: int) -> None:
+    """Single-process defaults for DeepSpeed's process group (kept when torchrun or SLURM set them)."""
+    for key, value in {**DIST_DEFAULTS, "MASTER_PORT": str(port)}.items():
+        os.environ.setdefault(key, value)
+
+
+def deepspeed_config(path: str | Path, stage: int) -> dict:
+    path = Path(path) if Path(path).is_absolute() else DEEPSPEED_DIR / path
+    if not path.exists():
+        raise ValueError(f"DeepSpeed config {str(path)!r} not found; expected a JSON file (e.g. zero.json in {DEEPSPEED_DIR})")
+    config = json.loads(path.read_text())
+    config.setdefault("zero_optimization", {})["stage"] = stage
+    return config
+
+
+def apply_lora(model: torch.nn.Module, lora: dict) -> torch.nn.Module:
+    """Wrap the model with LoRA on the modules matching `lora.target` (the language model only)."""
+    target = lora["target"]
+    matched = [n for n, _ in model.named_modules() if re.fullmatch(target, n)]
+    if not matched:
+        raise ValueError(f"LoRA target regex {target!r} matches no module of {type(model).__name__}")
+    config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=target,
+                        modules_to_save=list(lora.get("trainable_modules") or []) or None)
+    return get_peft_model(model, config)
+
+
+def finetune(model: torch.nn.Module, examples: list[dict], *, family: str, tokenizer, train: dict, out_dir: Path,
+             seed: int, lora: dict | None, desc: str) -> tuple[torch.nn.Module, TrainStats]:
+    """Train on `examples` (encoded) for `train.steps` optimizer steps; returns the trained model."""
+    if lora is not None:
+        model = apply_lora(model, lora)
+    ds = train.get("deepspeed")
+    if ds:
+        distributed_env_defaults(int(ds["master_port"]))
+    args = TrainingArguments(
+        output_dir=str(out_dir / "checkpoints"), max_steps=train["steps"],
+        per_device_train_batch_size=train["batch_size"], gradient_accumulation_steps=train["grad_accum"],
+        learning_rate=train["lr"], weight_decay=train["weight_decay"], lr_scheduler_type=train["schedule"],
+        warmup_steps=train["warmup_steps"], max_grad_norm=train["max_grad_norm"], seed=seed, data_seed=seed,
+        logging_steps=max(1, train["steps"] // 10), save_strategy="steps" if train["save_steps"] else "no",
+        save_steps=train["save_steps"] or 500, save_total_limit=1, report_to="none", use_cpu=not torch.cuda.is_available(),
+        bf16=bool(train.get("bf16")), gradient_checkpointing=bool(train.get("gradient_checkpointing")),
+        dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True,
+        deepspeed=deepspeed_config(ds["config"], ds["stage"]) if ds else None,
+    )
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    progress = Progress(train["steps"], desc, unit="step")
+    started = time.perf_counter()
+    monitor = _Monitor(progress, started)
+    trainer = Trainer(model=model, args=args, train_dataset=_Examples(examples), callbacks=[monitor],
+                      data_collator=lambda batch: training_batch(batch, family, pad, eos))
+    trainer.remove_callback(PrinterCallback)
+    resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    resumed = int(resume.rsplit("-", 1)[1]) if resume else 0
+    if resume:
+        log.info("resuming training from %s (step %d of %d)", resume, resumed, train["steps"])
+        progress.update(resumed)
+    trainer.train(resume_from_checkpoint=resume)
+    progress.close()
+    stats = TrainStats(len(examples), train["steps"], time.perf_counter() - started, monitor.losses, resumed)
+    return trainer.model, stats
