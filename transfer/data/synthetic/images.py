@@ -1,0 +1,155 @@
+"""Image-level tasks that compare whole images: Art_Style, Visual_Similarity, Forensic_Detection, Jigsaw."""
+from __future__ import annotations
+
+import random
+
+from PIL import Image, ImageDraw, ImageOps
+
+from transfer.data.blink import Row
+from transfer.data.synthetic.draw import (
+    OBJECT_COLORS, PALETTES, SHAPES, TEXTURES, Color, Shape, canvas, gradient, paint, px, random_color,
+    random_shapes, texture,
+)
+
+CANDIDATE_CHOICES = ["the second image", "the third image"]
+ORDINAL_CHOICES = ["the first image", "the second image", "the third image", "the fourth image"]
+
+# ---- Art_Style: same texture and palette, different content ----
+
+STYLES = [(t, p) for t in TEXTURES for p in range(len(PALETTES))]
+CONTENT_FILL: Color = (128, 128, 128)
+
+
+def art_style(rng: random.Random, gold: int, size: int) -> Row:
+    """A reference 'painting' (texture + palette, grey content shapes); the match shares its style with new
+    content, the lure has another texture or palette and often the reference's very content."""
+    style = rng.choice(STYLES)
+    if rng.random() < 2 / 3:
+        other = (rng.choice([t for t in TEXTURES if t != style[0]]), rng.randrange(len(PALETTES)))
+    else:
+        other = (style[0], rng.choice([p for p in range(len(PALETTES)) if p != style[1]]))
+    content = random_shapes(rng, size, rng.randint(1, 2), (10, 14))
+    lure_content = content if rng.random() < 0.5 else random_shapes(rng, size, rng.randint(1, 2), (10, 14))
+
+    def painting(style: tuple[str, int], shapes: list[Shape]) -> Image.Image:
+        return paint(texture(size, style[0], PALETTES[style[1]]), shapes, CONTENT_FILL)
+
+    candidates = [painting(style, random_shapes(rng, size, rng.randint(1, 2), (10, 14))),
+                  painting(other, lure_content)]
+    if gold == 1:
+        candidates.reverse()
+    return Row(question="Use the first image as the reference image. Which one of the second or the third image "
+                        "shares the same style as the reference image?",
+               sub_task="Art_Style", images=[painting(style, content), *candidates], choices=CANDIDATE_CHOICES,
+               answer=gold, explanation=f"Reference style: {style[0]}, palette {style[1]}; "
+                                        f"the other candidate: {other[0]}, palette {other[1]}.")
+
+
+# ---- Visual_Similarity: a near-duplicate against an image with several changes ----
+
+BACKDROPS: tuple[Color, ...] = ((235, 235, 235), (200, 220, 245), (245, 222, 195), (205, 235, 205), (70, 70, 70))
+CHANGES = ("background", "colour", "shape", "layout")
+
+
+def visual_similarity(rng: random.Random, gold: int, size: int, far_changes: int = 2) -> Row:
+    """The close candidate moves every shape by a few pixels; the far one makes `far_changes` of: background,
+    one shape's colour, one shape's kind, mirrored layout."""
+    backdrop = rng.choice(BACKDROPS)
+    shapes = random_shapes(rng, size, rng.randint(2, 3))
+    jitter = px(size, 3)
+    close = [(s, c, x + rng.uniform(-jitter, jitter), y + rng.uniform(-jitter, jitter), r)
+             for s, c, x, y, r in shapes]
+    far, far_backdrop = list(shapes), backdrop
+    changes = rng.sample(CHANGES, far_changes)
+    for change in changes:
+        k = rng.randrange(len(far))
+        s, c, x, y, r = far[k]
+        if change == "background":
+            far_backdrop = rng.choice([b for b in BACKDROPS if b != backdrop])
+        elif change == "colour":
+            far[k] = (s, rng.choice([o for o in OBJECT_COLORS if o != c]), x, y, r)
+        elif change == "shape":
+            far[k] = (rng.choice([o for o in SHAPES if o != s]), c, x, y, r)
+        else:
+            far = [(s, c, size - x, y, r) for s, c, x, y, r in far]
+
+    def render(color: Color, items: list[Shape]) -> Image.Image:
+        return paint(canvas(size, color)[0], items)
+
+    candidates = [render(backdrop, close), render(far_backdrop, far)]
+    if gold == 1:
+        candidates.reverse()
+    return Row(question="Given three similar but different images, take the first image as reference. Which one "
+                        "of the latter two images is most similar to the first one?",
+               sub_task="Visual_Similarity", images=[render(backdrop, shapes), *candidates],
+               choices=CANDIDATE_CHOICES, answer=gold,
+               explanation=f"The other candidate changes: {', '.join(changes)}.")
+
+
+# ---- Forensic_Detection: one clean 'photograph' among images with a hard-edged synthetic artefact ----
+
+ARTEFACTS = ("noise block", "duplicated patch", "inverted block")
+
+
+def photo(rng: random.Random, size: int) -> Image.Image:
+    """A smooth-gradient 'photograph' with a few shapes."""
+    background = gradient(size, random_color(rng), random_color(rng))
+    return paint(background, random_shapes(rng, size, rng.randint(2, 3), (8, 12)))
+
+
+def add_artefact(rng: random.Random, image: Image.Image, kind: str, size: int) -> Image.Image:
+    """A square block of random noise, a copy of another region, or inverted colours."""
+    s = px(size, rng.uniform(18, 24))
+    x, y = rng.randint(0, size - s), rng.randint(0, size - s)
+    if kind == "noise block":
+        block = Image.frombytes("RGB", (s, s), rng.randbytes(s * s * 3))
+    elif kind == "duplicated patch":
+        source_y = rng.choice([v for v in range(size - s + 1) if abs(v - y) >= s] or [0])
+        sx = rng.randint(0, size - s)
+        block = image.crop((sx, source_y, sx + s, source_y + s))
+    else:
+        block = ImageOps.invert(image.crop((x, y, x + s, y + s)))
+    image = image.copy()
+    image.paste(block, (x, y))
+    return image
+
+
+def forensic_detection(rng: random.Random, gold: int, size: int) -> Row:
+    """Four photographs; all but the gold one carry a synthetic artefact."""
+    images = [photo(rng, size) for _ in range(4)]
+    kinds = [rng.choice(ARTEFACTS) for _ in range(3)]
+    fakes = [k for k in range(4) if k != gold]
+    for k, kind in zip(fakes, kinds):
+        images[k] = add_artefact(rng, images[k], kind, size)
+    return Row(question="Which image is most likely to be a real photograph?", sub_task="Forensic_Detection",
+               images=images, choices=ORDINAL_CHOICES, answer=gold,
+               explanation=f"Artefacts: {', '.join(f'image {k + 1} {kind}' for k, kind in zip(fakes, kinds))}.")
+
+
+# ---- Jigsaw: which piece fills the missing lower-right quarter ----
+
+def _jigsaw_scene(rng: random.Random, background: Image.Image, size: int, avoid: str | None) -> tuple[Image.Image, str]:
+    """A shape straddling the image centre (so it continues into the lower-right quarter) plus 1-2 others."""
+    color = rng.choice([c for c in OBJECT_COLORS if c != avoid])
+    r = px(size, rng.uniform(12, 16))
+    centre = (size / 2 + rng.uniform(-4, 4) * size / 64, size / 2 + rng.uniform(-4, 4) * size / 64)
+    extras = random_shapes(rng, size, rng.randint(1, 2), (8, 11), avoid=((*centre, r),))
+    return paint(background, [(rng.choice(SHAPES), color, *centre, r), *extras]), color
+
+
+def jigsaw(rng: random.Random, gold: int, size: int) -> Row:
+    """The first image misses its lower-right quarter (black); the candidates are that quarter and the same
+    quarter of another scene on the same background, both enlarged to full size."""
+    background = gradient(size, random_color(rng), random_color(rng))
+    full, color = _jigsaw_scene(rng, background, size, None)
+    other, _ = _jigsaw_scene(rng, background, size, color)
+    box = (size // 2, size // 2, size, size)
+    puzzle = full.copy()
+    ImageDraw.Draw(puzzle).rectangle((box[0], box[1], size - 1, size - 1), fill=(0, 0, 0))
+    pieces = [im.crop(box).resize((size, size), Image.Resampling.NEAREST) for im in (full, other)]
+    if gold == 1:
+        pieces.reverse()
+    return Row(question="Given the first image with the lower right corner missing, can you tell which one of the "
+                        "second image or the third image is the missing part?",
+               sub_task="Jigsaw", images=[puzzle, *pieces], choices=CANDIDATE_CHOICES, answer=gold,
+               explanation=f"The shape crossing into the missing corner is {color}.")
