@@ -136,7 +136,7 @@ def run_cell(cfg: DictConfig) -> dict:
         for name in (SCORES, PREDICTIONS):
             (cell / name).unlink(missing_ok=True)
     cell.mkdir(parents=True, exist_ok=True)
-    started, before = time.perf_counter(), timing.snapshot()
+    started, started_at, before = time.perf_counter(), time.time(), timing.snapshot()
     try:
         scores = _compute(cfg, cell, chash)
     except BaseException as err:
@@ -145,7 +145,7 @@ def run_cell(cfg: DictConfig) -> dict:
         raise
     (cell / FAILED).unlink(missing_ok=True)
     after = timing.snapshot()
-    atomic_write_json({"wall": time.perf_counter() - started,
+    atomic_write_json({"started_at": started_at, "wall": time.perf_counter() - started,
                        **{k: after[k] - before.get(k, 0.0) for k in after}}, cell / "timings.json")
     mean = float(scores["accuracy"].mean())
     log.info("finished cell %s: mean accuracy %.3f", cell, mean)

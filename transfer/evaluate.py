@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from transfer import timing
 from transfer.models.encode import option_batch, scoring_batch
 from transfer.progress import Progress
 
@@ -50,8 +51,10 @@ def _last_positions(mask: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def _score_single_pass(model, examples, family, pad_id, splits) -> list[list[float]]:
-    batch = scoring_batch(examples, family, pad_id, [s[0] for s in splits])
-    logits = model(**batch).logits
+    with timing.timed("preprocessing"):
+        batch = scoring_batch(examples, family, pad_id, [s[0] for s in splits])
+    with timing.timed("model_compute"):
+        logits = model(**batch).logits
     rows = torch.arange(len(examples))
     logp = F.log_softmax(logits[rows, _last_positions(batch["attention_mask"])].float(), -1)
     return [logp[i, s[1]].tolist() for i, s in enumerate(splits)]
@@ -59,8 +62,11 @@ def _score_single_pass(model, examples, family, pad_id, splits) -> list[list[flo
 
 @torch.inference_mode()
 def _score_full(model, examples, family, pad_id) -> list[list[float]]:
-    batch, owners = option_batch(examples, family, pad_id)
-    logp = F.log_softmax(model(**batch).logits.float(), -1)
+    with timing.timed("preprocessing"):
+        batch, owners = option_batch(examples, family, pad_id)
+    with timing.timed("model_compute"):
+        logits = model(**batch).logits
+    logp = F.log_softmax(logits.float(), -1)
     ends = _last_positions(batch["attention_mask"])
     out = [[0.0] * len(ex["options"]) for ex in examples]
     for row, (qi, oi, n) in enumerate(owners):

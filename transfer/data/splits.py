@@ -38,18 +38,20 @@ def _generate_once(target: Path, generate) -> Path:
 
 
 def synthetic_suite_root(data: dict, cache_dir: Path) -> Path:
-    from transfer.data.synthetic import generate_suite
+    from transfer.data.synthetic import code_fingerprint, generate_suite
 
-    params = {k: data[k] for k in ("seed", "train_size", "image_size")}
+    params = {**{k: data[k] for k in ("seed", "train_size", "image_size")}, "code": code_fingerprint()}
     target = cache_dir / "data" / f"synthetic-{params_key(params)}"
     return _generate_once(target, lambda tmp: generate_suite(tmp, seed=data["seed"], train_size=data["train_size"],
                                                              image_size=data["image_size"]))
 
 
 def base_data_root(base: dict, image_size: int, cache_dir: Path) -> Path:
+    from transfer.data.synthetic import code_fingerprint
     from transfer.data.synthetic.base import generate_base
 
-    params = {"seed": base["data_seed"], "size_per_kind": base["size_per_kind"], "image_size": image_size}
+    params = {"seed": base["data_seed"], "size_per_kind": base["size_per_kind"], "image_size": image_size,
+              "code": code_fingerprint()}
     target = cache_dir / "data" / f"base-{params_key(params)}"
     return _generate_once(target, lambda tmp: generate_base(tmp, seed=base["data_seed"],
                                                             size_per_kind=base["size_per_kind"],

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from transfer.data.blink import read_split
 from transfer.data.splits import base_data_root, params_key
+from transfer.data.synthetic import code_fingerprint
+from transfer.data.synthetic.base import BASE_KINDS
 from transfer.locks import file_lock
 from transfer.models.encode import encode_questions
 from transfer.models.families import load_pretrained
@@ -34,7 +36,8 @@ def tokenizer_corpus(base_questions, suite: "TaskData", tasks: list[str]) -> lis
 def base_key(model: dict, base: dict, train: dict, data: dict) -> str:
     return params_key({"family": model["family"], "tiny": dict(model["tiny"]), "answer_prefix": model["answer_prefix"],
                        "base": dict(base), "train": {k: train[k] for k in BASE_TRAIN_KEYS},
-                       "suite": {k: data[k] for k in ("seed", "train_size", "image_size")}})
+                       "suite": {k: data[k] for k in ("seed", "train_size", "image_size")},
+                       "data_code": code_fingerprint()})
 
 
 def base_checkpoint(model: dict, base: dict, train: dict, suite, tasks: list[str], cache_dir: Path) -> str:
@@ -51,7 +54,7 @@ def base_checkpoint(model: dict, base: dict, train: dict, suite, tasks: list[str
 def _train_base(model: dict, base: dict, train: dict, suite, tasks: list[str], target: Path) -> None:
     family, image_size = model["family"], model["tiny"]["image_size"]
     root = base_data_root(base, image_size, target.parent.parent)
-    questions = [q for kind in sorted(p.name for p in root.iterdir() if p.is_dir()) for q in read_split(root, kind, "train")]
+    questions = [q for kind in BASE_KINDS for q in read_split(root, kind, "train")]
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     build_tiny(family, dict(model["tiny"]), tokenizer_corpus(questions, suite, tasks), base["init_seed"], tmp / "init")

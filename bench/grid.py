@@ -1,0 +1,75 @@
+"""Benchmark: the full default embedded grid (3 families x 14 cells, 1 seed) in a fresh output folder.
+
+Runs the real CLI twice: (1) with an empty cache (data generation and the base stages included, as on a
+fresh clone) and (2) with the cache kept and a new sweep (base models cached). Prints the wall time, the time
+in model forward/backward (training steps and evaluation forwards) and its share, each other part, and peak
+RSS. Extra arguments go to the grid command, e.g. `python bench/grid.py seed=0,1,2,3` for the 4-seed grid.
+
+    python bench/grid.py [--keep DIR] [overrides...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = ["model_compute", "trainer_setup", "data_generation", "preprocessing", "model_load", "io", "wandb"]
+LABELS = {"model_compute": "model forward/backward", "trainer_setup": "Trainer + DeepSpeed init",
+          "data_generation": "data generation", "preprocessing": "preprocessing (encode, collate)",
+          "model_load": "model loading", "io": "I/O (records, caches)", "wandb": "W&B"}
+
+
+def run_grid(outputs: Path, sweep: str, extra: list[str]) -> dict:
+    env = {**os.environ, "TRANSFER_OUTPUTS": str(outputs), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "transfer.run", "-m", "model=llava,qwen,idefics", "source_task=glob(*)",
+           f"sweep={sweep}", *extra]
+    start = time.time()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.time() - start
+    if proc.returncode:
+        sys.exit(f"grid failed:\n{proc.stderr[-3000:]}")
+    rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    cells = [json.loads(p.read_text()) for p in (outputs / sweep / "cells").glob("*/*/seed=*/timings.json")]
+    parts = {k: sum(c.get(k, 0.0) for c in cells) for k in PARTS}
+    first_start = min(c["started_at"] for c in cells)
+    last_end = max(c["started_at"] + c["wall"] for c in cells)
+    parts["start-up and imports"] = first_start - start
+    parts["reducer"] = start + wall - last_end
+    parts["other (Python, Hydra, Trainer loop)"] = wall - sum(parts.values())
+    return {"wall": wall, "cells": len(cells), "parts": parts, "peak_rss_gib": rss_gib}
+
+
+def report(title: str, r: dict) -> None:
+    print(f"\n== {title}: {r['cells']} cells, wall {r['wall']:.0f} s ({r['wall'] / 60:.1f} min), "
+          f"peak RSS {r['peak_rss_gib']:.2f} GiB (max over child processes so far)")
+    for key, seconds in r["parts"].items():
+        print(f"  {LABELS.get(key, key):40s} {seconds:8.1f} s  {100 * seconds / r['wall']:5.1f} %")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keep", type=Path, help="output folder to use and keep (default: a temporary one)")
+    args, extra = parser.parse_known_args()
+    outputs = args.keep or Path(tempfile.mkdtemp(prefix="transfer-bench-"))
+    fresh = run_grid(outputs, "bench_fresh", extra)
+    report("fresh (empty cache: data generation + base stages)", fresh)
+    cached = run_grid(outputs, "bench_cached", extra)
+    report("cached base models (new sweep)", cached)
+    print(f"\nratios: cached/fresh wall {cached['wall'] / fresh['wall']:.2f}; "
+          f"forward/backward share fresh {fresh['parts']['model_compute'] / fresh['wall']:.0%}, "
+          f"cached {cached['parts']['model_compute'] / cached['wall']:.0%}")
+    print(f"targets: fresh <= 15 min: {fresh['wall'] <= 900}; cached <= 10 min: {cached['wall'] <= 600}; "
+          f"forward/backward >= 70 %: {cached['parts']['model_compute'] / cached['wall'] >= 0.7}; "
+          f"peak RSS <= 4 GiB: {max(fresh['peak_rss_gib'], cached['peak_rss_gib']) <= 4}")
+    print(f"outputs in {outputs}")
+
+
+if __name__ == "__main__":
+    main()

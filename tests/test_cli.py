@@ -1,0 +1,23 @@
+"""Bad names fail before any cell starts, with one line listing the valid names."""
+import pytest
+
+from tests.test_grid import run_cli
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["-m", "model=llava,gpt4", "source_task=glob(*)"], "unknown model 'gpt4'"),
+    (["model=qwen", "source_task=Countng"], "unknown source_task 'Countng'"),
+    (["-m", "model=qwen", "source_task=glob(Z*)"], "matches no source_task"),
+    (["model=qwen", "hydra/launcher=slurmm"], "unknown hydra/launcher 'slurmm'"),
+])
+def test_unknown_names_fail_in_one_line(args, expected, tmp_path):
+    out = run_cli(args, tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and expected in out.stderr
+    assert "expected" in out.stderr and ("Counting" in out.stderr or "idefics" in out.stderr or "local" in out.stderr)
+    assert not any(tmp_path.iterdir())          # nothing started
+
+
+def test_reduce_without_cells_is_a_one_line_error(tmp_path):
+    out = run_cli([], tmp_path, module="transfer.reduce")
+    assert out.returncode == 2 and out.stderr.strip().startswith("error:") and "\n" not in out.stderr.strip()

@@ -1,0 +1,56 @@
+"""The log-likelihood scorer: agrees with teacher forcing, and follows the model's preference."""
+import dataclasses
+
+import pytest
+
+from tests.conftest import FAMILIES, PREFIX, colour_questions
+from transfer.evaluate import _score_full, score_examples, split_head
+from transfer.models.encode import encode_questions
+from transfer.models.families import load_pretrained
+from transfer.train import finetune
+
+TRAIN = dict(steps=12, batch_size=8, grad_accum=1, lr=1e-2, weight_decay=0.0, schedule="constant", warmup_steps=0,
+             max_grad_norm=1.0, save_steps=0, deepspeed=None)
+
+
+def test_split_head():
+    assert split_head([[5, 1], [5, 2]]) == ([5], [1, 2])
+    assert split_head([[1], [2], [3]]) == ([], [1, 2, 3])
+    assert split_head([[5, 1], [6, 2]]) is None          # heads differ: needs the full path
+    assert split_head([[1, 2], [1, 2, 3]]) is None       # lengths differ
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_single_pass_matches_teacher_forcing(family, tiny_checkpoints):
+    loaded = load_pretrained(family, tiny_checkpoints[family])
+    enc = encode_questions(loaded.processor, family, PREFIX[family], colour_questions(6, n_images=2, n_choices=4))
+    fast = score_examples(loaded.model, enc, family, loaded.tokenizer.pad_token_id, batch_size=4)
+    full = _score_full(loaded.model, enc, family, loaded.tokenizer.pad_token_id)
+    for f, s in zip(fast, full):   # equal up to the shared head's log-probability, the same for every option
+        offsets = [a - b for a, b in zip(s, f)]
+        assert max(offsets) - min(offsets) < 1e-4
+
+
+def _always(questions, letter_index):
+    """The same questions with the gold option moved to `letter_index`."""
+    out = []
+    for q in questions:
+        choices = list(q.choices)
+        choices[q.answer], choices[letter_index] = choices[letter_index], choices[q.answer]
+        out.append(dataclasses.replace(q, choices=choices, answer=letter_index))
+    return out
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_scorer_prefers_the_option_the_model_prefers(family, tiny_checkpoints, tmp_path):
+    loaded = load_pretrained(family, tiny_checkpoints[family])
+    enc = lambda qs: encode_questions(loaded.processor, family, PREFIX[family], qs)  # noqa: E731
+    questions = colour_questions(24, n_choices=4)
+    model, _ = finetune(loaded.model, enc(_always(questions, 1)), family=family, tokenizer=loaded.tokenizer,
+                        train=TRAIN, out_dir=tmp_path, seed=0, lora=None, desc="fixture")
+    held_out = colour_questions(16, n_choices=4, seed=7)
+    pad = loaded.tokenizer.pad_token_id
+    gold_b = score_examples(model, enc(_always(held_out, 1)), family, pad, 8)
+    gold_c = score_examples(model, enc(_always(held_out, 2)), family, pad, 8)
+    assert all(max(range(4), key=ll.__getitem__) == 1 for ll in gold_b)   # the model says B: B wins
+    assert all(max(range(4), key=ll.__getitem__) == 1 for ll in gold_c)   # ... even when the gold is C

@@ -1,0 +1,95 @@
+"""End to end: the real CLI runs the whole embedded grid (small test config), then re-runs it."""
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from transfer.tasks import BASELINE, TASK_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ["llava", "qwen", "idefics"]
+
+
+def run_cli(args: list[str], outputs: Path, module: str = "transfer.run") -> subprocess.CompletedProcess:
+    env = {**os.environ, "TRANSFER_OUTPUTS": str(outputs), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=1200)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    outputs = tmp_path_factory.mktemp("outputs")
+    first = run_cli(["-m", "model=llava,qwen,idefics", "source_task=glob(*)", "experiment=test"], outputs)
+    assert first.returncode == 0, first.stderr[-3000:]
+    return outputs / "test", first
+
+
+def test_three_finite_13x13_matrices(grid):
+    sweep, _ = grid
+    for model in MODELS:
+        matrix = pl.read_csv(sweep / "reduce" / f"pgf_{model}.csv")
+        assert matrix.columns == ["source_task", *TASK_NAMES]
+        assert matrix["source_task"].to_list() == TASK_NAMES
+        values = matrix.drop("source_task").to_numpy()
+        assert values.shape == (13, 13) and all(math.isfinite(v) for v in values.ravel())
+        accuracy = pl.read_csv(sweep / "reduce" / f"accuracy_{model}.csv")
+        assert accuracy["source_task"].to_list() == [BASELINE, *TASK_NAMES]
+        assert (sweep / "reduce" / "figures").is_dir() or list((sweep / "reduce").glob(f"heatmap_{model}.png"))
+
+
+def test_pgf_uses_the_none_baseline(grid):
+    sweep, _ = grid
+    cells = sweep / "cells" / "qwen"
+    base = pl.read_parquet(cells / BASELINE / "seed=0" / "scores.parquet")
+    tuned = pl.read_parquet(cells / "Jigsaw" / "seed=0" / "scores.parquet")
+    long = pl.read_parquet(sweep / "reduce" / "pgf.parquet").filter(model="qwen", source_task="Jigsaw")
+    for target in TASK_NAMES:
+        n, kb = base.filter(target_task=target).select("n", "correct").row(0)
+        kf = tuned.filter(target_task=target)["correct"][0]
+        assert long.filter(target_task=target)["pgf"][0] == pytest.approx((kf - kb) / max(n - kb, 1))
+
+
+def test_records(grid):
+    sweep, _ = grid
+    for model in MODELS:
+        for source in [BASELINE, *TASK_NAMES]:
+            cell = sweep / "cells" / model / source / "seed=0"
+            scores = pl.read_parquet(cell / "scores.parquet")
+            assert sorted(scores["target_task"]) == sorted(TASK_NAMES)
+            assert scores["config_hash"].n_unique() == 1 and scores["git_commit"][0]
+            assert ((scores["accuracy"] >= 0) & (scores["accuracy"] <= 1)).all()
+            predictions = pl.read_parquet(cell / "predictions.parquet")
+            assert predictions.height == scores["n"].sum()
+            assert {"idx", "target_task", "gold", "predicted", "correct", "loglik"} <= set(predictions.columns)
+            assert (source == BASELINE) != (cell / "adapter" / "adapter_config.json").exists()
+
+
+def test_wandb_offline_runs_under_the_sweep(grid):
+    sweep, _ = grid
+    runs = sorted((sweep / "wandb").glob("offline-run-*"))
+    assert len(runs) == 3 * 14 + 1                      # one per cell, plus the reduce run
+    assert all(list(r.glob("run-*.wandb")) for r in runs)
+
+
+def test_second_run_skips_every_finished_cell(grid):
+    sweep, _ = grid
+    stamps = {p: p.stat().st_mtime_ns for p in sweep.glob("cells/*/*/seed=0/scores.parquet")}
+    again = run_cli(["-m", "model=llava,qwen,idefics", "source_task=glob(*)", "experiment=test"], sweep.parent)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("skip finished cell") + again.stdout.count("skip finished cell") == 42
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_changed_config_refuses_to_mix_and_keeps_results(grid):
+    sweep, _ = grid
+    scores = sweep / "cells" / "llava" / "Counting" / "seed=0" / "scores.parquet"
+    before = scores.read_bytes()
+    out = run_cli(["model=llava", "source_task=Counting", "experiment=test", "train.steps=5"], sweep.parent)
+    assert out.returncode == 2
+    lines = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "overwrite=true" in lines[0]
+    assert scores.read_bytes() == before
