@@ -38,7 +38,9 @@ def test_three_finite_13x13_matrices(grid):
         assert values.shape == (13, 13) and all(math.isfinite(v) for v in values.ravel())
         accuracy = pl.read_csv(sweep / "reduce" / f"accuracy_{model}.csv")
         assert accuracy["source_task"].to_list() == [BASELINE, *TASK_NAMES]
-        assert (sweep / "reduce" / "figures").is_dir() or list((sweep / "reduce").glob(f"heatmap_{model}.png"))
+        assert (sweep / "reduce" / f"heatmap_{model}.png").stat().st_size > 0
+    assert (sweep / "reduce" / "analysis.json").exists() and (sweep / "reduce" / "report.html").exists()
+    assert pl.read_parquet(sweep / "reduce" / "missing.parquet").is_empty()
 
 
 def test_pgf_uses_the_none_baseline(grid):

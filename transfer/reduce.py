@@ -9,6 +9,9 @@ Reads whatever cells exist and lists the missing and failed ones instead of cras
 from __future__ import annotations
 
 import logging
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # the bootstrap's many small products run faster single-threaded
 from pathlib import Path
 
 import hydra

@@ -95,7 +95,7 @@ def analyze(pgf: pl.DataFrame, out_dir: Path, *, include_diagonal: bool = False,
         mask = interval_mask(intervals, model, w["tasks"]) if intervals is not None else None
         figures[model] = {
             "heatmap": plot_heatmap(w["mean"], w["tasks"], f"{model}: PGF, source → target",
-                                    folder / f"heatmap_{stem}.png", mask),
+                                    out_dir / f"heatmap_{stem}.png", mask),
             "graph": plot_graph(w["graph"], f"{model}: transfer graph", folder / f"graph_{stem}.png"),
         }
         w["entry"]["figures"] = {k: str(path.relative_to(out_dir)) for k, path in figures[model].items()}

@@ -1,0 +1,45 @@
+"""Records: atomic writes, config hashing, reading a sweep."""
+import os
+
+import polars as pl
+import pytest
+from omegaconf import OmegaConf
+
+from transfer.records import atomic_write_parquet, cell_dir, config_hash, failed_cells, finished_hash, read_sweep
+
+CFG = {"model": {"name": "qwen", "tiny": {"hidden_size": 32}}, "source_task": {"name": "Counting"}, "seed": 0,
+       "sweep": "a", "overwrite": False, "train": {"steps": 4}, "paths": {"outputs": "/x"}, "wandb": {"mode": "offline"}}
+
+
+def test_config_hash_ignores_cell_identity_but_not_settings():
+    base = config_hash(OmegaConf.create(CFG))
+    other_cell = OmegaConf.create({**CFG, "source_task": {"name": "Jigsaw"}, "seed": 3, "sweep": "b",
+                                   "overwrite": True, "paths": {"outputs": "/y"}, "wandb": {"mode": "disabled"}})
+    assert config_hash(other_cell) == base
+    assert config_hash(OmegaConf.create({**CFG, "train": {"steps": 5}})) != base
+    assert config_hash(OmegaConf.create({**CFG, "model": {"name": "qwen", "tiny": {"hidden_size": 64}}})) != base
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "scores.parquet"
+    atomic_write_parquet(pl.DataFrame({"a": [1]}), path)
+
+    class Boom(pl.DataFrame):
+        def write_parquet(self, *args, **kwargs):
+            raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write_parquet(Boom({"a": [2]}), path)
+    assert pl.read_parquet(path)["a"].to_list() == [1]
+    assert os.listdir(tmp_path) == ["scores.parquet"]            # no temp file left behind
+
+
+def test_read_sweep_finished_hash_and_failed_markers(tmp_path):
+    cell = cell_dir(tmp_path, "qwen", "Counting", 0)
+    atomic_write_parquet(pl.DataFrame({"model": ["qwen"], "config_hash": ["abc"]}), cell / "scores.parquet")
+    failed = cell_dir(tmp_path, "qwen", "Jigsaw", 0)
+    failed.mkdir(parents=True)
+    (failed / "FAILED.json").write_text('{"cell": "x", "error": "boom"}')
+    assert finished_hash(cell) == "abc" and finished_hash(failed) is None
+    assert read_sweep(tmp_path)["model"].to_list() == ["qwen"]
+    assert [f["error"] for f in failed_cells(tmp_path)] == ["boom"]
