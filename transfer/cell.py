@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 
 import polars as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 from peft import PeftModel
 
@@ -136,6 +137,8 @@ def run_cell(cfg: DictConfig) -> dict:
         for name in (SCORES, PREDICTIONS):
             (cell / name).unlink(missing_ok=True)
     cell.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
     started, started_at, before = time.perf_counter(), time.time(), timing.snapshot()
     try:
         scores = _compute(cfg, cell, chash)

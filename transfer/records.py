@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 SCORES, PREDICTIONS, FAILED = "scores.parquet", "predictions.parquet", "FAILED.json"
 # Config keys that name a cell or steer the run, not what is computed: left out of config_hash.
-VOLATILE_KEYS = ("source_task", "seed", "sweep", "overwrite", "paths", "wandb", "progress")
+VOLATILE_KEYS = ("source_task", "seed", "sweep", "overwrite", "paths", "wandb", "threads")
 
 SCORE_SCHEMA = {
     "sweep": pl.String, "model": pl.String, "checkpoint": pl.String, "source_task": pl.String, "seed": pl.Int64,
