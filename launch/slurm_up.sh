@@ -23,32 +23,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CONF=/etc/slurm/slurm.conf
 DBD_CONF=/etc/slurm/slurmdbd.conf
 MARKER="# written by transfer launch/slurm_up.sh"
-T0=$(date +%s.%N)
 HOST=$(hostname -s)
 
-say() { printf 'slurm_up: %s\n' "$*"; }
-die() { printf 'slurm_up: error: %s\n' "$*" >&2; exit 1; }
-elapsed() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
-timed() { say "$(printf '%-34s at %6s s' "$1" "$(elapsed)")"; }
-
-# alive PIDFILE COMM: the pid file names a live (non-zombie) process whose /proc/PID/comm is COMM.
-alive() {
-    local pid state
-    pid=$(cat "$1" 2>/dev/null | tr -dc '0-9')   # the daemon may remove its pid file at any moment
-    [[ -n $pid && -r /proc/$pid/comm && $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]] || return 1
-    state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) || return 1
-    [[ $state != Z ]]
-}
-
-# stop_pid PIDFILE COMM: TERM the process if alive, wait up to 15 s, then KILL.
-stop_pid() {
-    alive "$1" "$2" || { rm -f "$1"; return 0; }
-    local pid; pid=$(cat "$1" 2>/dev/null | tr -dc '0-9')
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 150); do alive "$1" "$2" || break; sleep 0.1; done
-    alive "$1" "$2" && kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$1"
-}
+NAME=slurm_up
+source "$HERE/lib.sh"
 
 # wait_for DESCRIPTION SECONDS COMMAND...: poll COMMAND every 0.1 s.
 wait_for() {
