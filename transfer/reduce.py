@@ -94,12 +94,20 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: dict | None = None, analysis: dict 
     summary = {**setup, "reduce_dir": str(out), "missing": holes.to_dicts()}
     atomic_write_json(summary, out / "reduce_summary.json")
     if wandb_cfg:
-        _log_reduce(wandb_cfg, sweep_dir, long, files, out)
+        _log_reduce(wandb_cfg, sweep_dir, long, files, result)
     log.info("reduced %d cells of %s into %s (%d missing)", setup["cells"], sweep_dir.name, out, holes.height)
     return summary
 
 
-def _log_reduce(wandb_cfg: dict, sweep_dir: Path, long: pl.DataFrame, files: list[Path], out: Path) -> None:
+def _png_paths(figures) -> list[Path]:
+    """Every PNG among the (nested) figure paths that `analyze` returns."""
+    if isinstance(figures, dict):
+        return [p for value in figures.values() for p in _png_paths(value)]
+    return [Path(figures)] if str(figures).endswith(".png") else []
+
+
+def _log_reduce(wandb_cfg: dict, sweep_dir: Path, long: pl.DataFrame, files: list[Path], result: dict) -> None:
+    """The reduce W&B run: PGF table, matrices, transferability/malleability, cliques, personas, figures."""
     import wandb
 
     from transfer.tracking import log_table, wandb_run
@@ -109,7 +117,9 @@ def _log_reduce(wandb_cfg: dict, sweep_dir: Path, long: pl.DataFrame, files: lis
         log_table(run, "pgf", long)
         for path in files:
             log_table(run, path.stem, pl.read_csv(path))
-        run.log({f"figures/{p.stem}": wandb.Image(str(p)) for p in sorted(out.glob("*.png"))})
+        for name in ("scores", "cliques", "personas", "selection"):
+            log_table(run, f"analysis/{name}", result["tables"][name])
+        run.log({f"figures/{p.stem}": wandb.Image(str(p)) for p in _png_paths(result["figures"])})
 
 
 def reduce_table(path: Path, out: Path, analysis: dict | None = None) -> dict:
