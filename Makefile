@@ -46,8 +46,8 @@ slurm-up:  ## start the single-node loopback SLURM cluster (root; installs Debia
 slurm-down:  ## stop the loopback SLURM cluster
 	bash launch/slurm_down.sh
 
-sync:  ## upload offline W&B runs of every sweep
-	$(PY) -m wandb sync --include-offline --sync-all outputs/*/wandb 2>/dev/null || .venv/bin/wandb sync outputs/*/wandb/offline-run-*
+sync: install  ## upload the offline W&B runs of every sweep (needs `wandb login` and network)
+	.venv/bin/wandb sync outputs/*/wandb/offline-run-*
 
 clean-outputs:  ## delete all sweeps and caches under outputs/
 	find outputs -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

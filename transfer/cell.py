@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from peft import PeftModel
 
-from transfer import timing
+from transfer import distributed, timing
 from transfer.data.splits import TaskData, params_key
 from transfer.evaluate import TaskResult, evaluate_targets
 from transfer.models.base import base_checkpoint
@@ -32,6 +32,7 @@ from transfer.tracking import log_table, wandb_run
 from transfer.train import TrainStats, finetune
 
 log = logging.getLogger("transfer")
+SPLIT = "split.json"   # which BLINK val questions a holdout cell trained and evaluated on
 _ENCODED: dict[str, EncodedCache] = {}   # the current model's encoded eval sets, reused by the next cells
 
 
@@ -59,12 +60,14 @@ def _finetuned(loaded, cfg: DictConfig, data: TaskData, encoded: EncodedCache, c
                             train=OmegaConf.to_container(cfg.train, resolve=True), out_dir=cell, seed=cfg.seed,
                             lora=OmegaConf.to_container(cfg.model.lora, resolve=True),
                             desc=f"{cfg.model.name}/{source}/seed{cfg.seed}")
-    with timing.timed("io"):
-        tmp = cell / "adapter.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        tmp.rename(adapter)
-        shutil.rmtree(cell / "checkpoints", ignore_errors=True)
+    if distributed.is_main():   # every process trained (DeepSpeed); one saves
+        with timing.timed("io"):
+            tmp = cell / "adapter.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            model.save_pretrained(tmp)
+            tmp.rename(adapter)
+            shutil.rmtree(cell / "checkpoints", ignore_errors=True)
+    distributed.barrier()
     return model, stats
 
 
@@ -83,10 +86,24 @@ def _frames(cfg: DictConfig, checkpoint: str, results: list[TaskResult], stats: 
     return pl.DataFrame(scores, schema=SCORE_SCHEMA), predictions
 
 
+def _record_holdout(data: TaskData, source: str, targets: list[str], cell: Path) -> None:
+    """BLINK without data.train_root: val is split by idx hash; warn, and record which questions are which."""
+    fraction = data.data["holdout_train_fraction"]
+    train = [q.idx for q in data.train(source)] if source != BASELINE else []
+    atomic_write_json({"holdout": True, "train_fraction": fraction, "root": str(data.root),
+                       "method": "per task, stratified by answer: sha256(task/idx) order, first round(fraction*n) train",
+                       "train_idx": {source: train} if train else {},
+                       "eval_idx": {t: [q.idx for q in data.eval(t)] for t in targets}}, cell / SPLIT)
+    log.warning("data.train_root is not set: BLINK val is split by idx hash into training (%.0f%%) and evaluation "
+                "questions, disjoint per task; recorded in %s", 100 * fraction, cell / SPLIT)
+
+
 def _compute(cfg: DictConfig, cell: Path, chash: str) -> pl.DataFrame:
     cache_dir = Path(cfg.paths.cache)
     targets = list(cfg.targets or TASK_NAMES)
     data = TaskData(OmegaConf.to_container(cfg.data, resolve=True), cache_dir)
+    if data.holdout and distributed.is_main():
+        _record_holdout(data, cfg.source_task.name, targets, cell)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     checkpoint = base_checkpoint(model_cfg, OmegaConf.to_container(cfg.base, resolve=True),
                                  OmegaConf.to_container(cfg.train, resolve=True), data, TASK_NAMES, cache_dir)
@@ -95,7 +112,10 @@ def _compute(cfg: DictConfig, cell: Path, chash: str) -> pl.DataFrame:
     encoded = _encoded_cache(cache_dir, checkpoint, loaded.processor, model_cfg, data.root)
     eval_sets = {t: encoded.get(f"{t}-eval-{cfg.data.eval_limit}", lambda t=t: data.eval(t)) for t in targets}
     name = f"{cfg.model.name}/{cfg.source_task.name}/seed{cfg.seed}"
-    with wandb_run(OmegaConf.to_container(cfg.wandb, resolve=True), sweep_dir=cell.parents[3], group=cfg.sweep,
+    wcfg = OmegaConf.to_container(cfg.wandb, resolve=True)
+    if not distributed.is_main():
+        wcfg["mode"] = "disabled"   # one W&B run per cell, from rank 0
+    with wandb_run(wcfg, sweep_dir=cell.parents[3], group=cfg.sweep,
                    job_type="cell", name=name, run_key=name,
                    config={**OmegaConf.to_container(cfg, resolve=True), "config_hash": chash}) as run:
         model, stats = loaded.model, TrainStats(0, 0, 0.0)
@@ -106,8 +126,10 @@ def _compute(cfg: DictConfig, cell: Path, chash: str) -> pl.DataFrame:
         progress = Progress(len(targets), f"eval {name}", unit="task")
         results = evaluate_targets(model, eval_sets, cfg.model.family, loaded.tokenizer.pad_token_id,
                                    cfg.eval.batch_size, progress)
-        progress.close()
+        progress.close()   # every process evaluated (ZeRO-3 forwards need all of them); rank 0 records
         scores, predictions = _frames(cfg, checkpoint, results, stats, chash)
+        if not distributed.is_main():
+            return scores
         with timing.timed("io"):
             atomic_write_parquet(predictions, cell / PREDICTIONS)
             atomic_write_parquet(scores, cell / SCORES)
@@ -143,9 +165,14 @@ def run_cell(cfg: DictConfig) -> dict:
     try:
         scores = _compute(cfg, cell, chash)
     except BaseException as err:
+        if not distributed.is_main():
+            raise
         atomic_write_json({"cell": str(cell), "error": f"{type(err).__name__}: {err}", "host": socket.gethostname(),
                            "time": now_iso(), "traceback": traceback.format_exc()}, cell / FAILED)
         raise
+    distributed.barrier()
+    if not distributed.is_main():
+        return {"cell": str(cell), "status": "done", "rank": distributed.rank()}
     (cell / FAILED).unlink(missing_ok=True)
     after = timing.snapshot()
     atomic_write_json({"started_at": started_at, "wall": time.perf_counter() - started,

@@ -44,13 +44,17 @@ def wandb_run(wcfg: dict, *, sweep_dir: Path, group: str, job_type: str, name: s
             if wcfg["mode"] != "online":
                 raise
             log.warning("W&B online init failed (%s); logging offline instead", str(err).splitlines()[0])
+            wandb.teardown()   # the failed run still holds its id in the W&B service ("run ID ... is in use")
             run = _init(wandb, "offline", **kwargs)
     try:
         yield run
     except BaseException:
         with timing.timed("wandb"):
-            run.finish(exit_code=1)
-        raise
+            try:
+                run.finish(exit_code=1)
+            except Exception as err:   # noqa: BLE001 - the W&B service may be gone (e.g. a preempted job's step was signalled)
+                log.warning("could not finish the W&B run (%s: %s)", type(err).__name__, err)
+        raise   # the body's exception, never one from W&B (submitit's preemption exit must stay a SystemExit)
     with timing.timed("wandb"):
         run.finish()
 

@@ -1,13 +1,12 @@
 """Finetuning with the HF Trainer and DeepSpeed ZeRO: LoRA on the language model, or full (the base stage).
 
-DeepSpeed needs a process group; outside torchrun/SLURM the single-process defaults are set here.
+DeepSpeed needs a process group: transfer.distributed exports its rendezvous (torchrun, SLURM tasks or one process).
 A run resumes from its latest complete Trainer checkpoint in `out_dir/checkpoints` (preemption).
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -16,16 +15,16 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, get_peft_model
 from torch.utils.data import Dataset
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from transfer import timing
+from transfer.distributed import setup_env
 from transfer.models.encode import training_batch
 from transfer.progress import Progress
 
 log = logging.getLogger("transfer")
 DEEPSPEED_DIR = Path(__file__).resolve().parents[1] / "conf" / "train" / "deepspeed"
-DIST_DEFAULTS = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
 
 
 @dataclass
@@ -69,12 +68,6 @@ class _Monitor(TrainerCallback):
             self.losses.append(float(logs["loss"]))
 
 
-def distributed_env_defaults(port: int) -> None:
-    """Single-process defaults for DeepSpeed's process group (kept when torchrun or SLURM set them)."""
-    for key, value in {**DIST_DEFAULTS, "MASTER_PORT": str(port)}.items():
-        os.environ.setdefault(key, value)
-
-
 def deepspeed_config(path: str | Path, stage: int) -> dict:
     path = Path(path) if Path(path).is_absolute() else DEEPSPEED_DIR / path
     if not path.exists():
@@ -99,10 +92,11 @@ def finetune(model: torch.nn.Module, examples: list[dict], *, family: str, token
              seed: int, lora: dict | None, desc: str) -> tuple[torch.nn.Module, TrainStats]:
     """Train on `examples` (encoded) for `train.steps` optimizer steps; returns the trained model."""
     if lora is not None:
+        set_seed(seed)   # the LoRA init draws from the global RNG: same seed, same cell, in any process
         model = apply_lora(model, lora)
     ds = train.get("deepspeed")
     if ds:
-        distributed_env_defaults(int(ds["master_port"]))
+        setup_env(ds.get("master_port"))
     args = TrainingArguments(
         output_dir=str(out_dir / "checkpoints"), max_steps=train["steps"],
         per_device_train_batch_size=train["batch_size"], gradient_accumulation_steps=train["grad_accum"],
