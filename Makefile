@@ -8,7 +8,7 @@ export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install sweep reduce test test-all bench browser slurm-up slurm-down sync clean-outputs
+.PHONY: help install sweep reduce test test-all bench bench-gpu browser slurm-up slurm-down sync clean-outputs
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test-all: install browser  ## every test, the slow ones too
 bench: install  ## benchmarks: the full embedded grid and the reducer
 	$(PY) bench/grid.py
 	$(PY) bench/reduce.py
+
+bench-gpu: install  ## GPU benchmark: LoRA step + evaluation of 7B-class models (needs CUDA)
+	$(PY) bench/gpu.py
 
 slurm-up:  ## start the single-node loopback SLURM cluster (root; installs Debian packages if missing)
 	bash launch/slurm_up.sh

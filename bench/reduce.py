@@ -25,7 +25,8 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 from transfer.analysis import analyze  # noqa: E402
-from transfer.stats import cell_intervals, pgf_from_predictions  # noqa: E402
+from transfer.pgf import pgf_long  # noqa: E402
+from transfer.stats import cell_intervals  # noqa: E402
 from transfer.tasks import BASELINE, TASK_NAMES, TASKS  # noqa: E402
 
 
@@ -59,6 +60,14 @@ def _rows(model: str, source: str, target: str, correct: np.ndarray) -> pl.DataF
                          "correct": correct.ravel()})
 
 
+def matrix_from_counts(predictions: pl.DataFrame) -> pl.DataFrame:
+    """The reducer's own path: per-cell counts (as in scores.parquet), then PGF from counts."""
+    scores = (predictions.group_by("model", "source_task", "seed", "target_task")
+              .agg(pl.len().alias("n"), pl.col("correct").cast(pl.Int64).sum().alias("correct"))
+              .with_columns((pl.col("correct") / pl.col("n")).alias("accuracy")))
+    return pgf_long(scores).with_columns(pl.col("seed").cast(pl.String))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=3)
@@ -77,7 +86,7 @@ def main() -> None:
         return value
 
     predictions, truth = timed("simulate (not counted)", simulate, args.models, args.seeds, np.random.default_rng(0))
-    pgf = timed("PGF matrix from counts", pgf_from_predictions, predictions)
+    pgf = timed("PGF matrix from counts", matrix_from_counts, predictions)
     intervals = timed("bootstrap intervals", cell_intervals, predictions, n_boot=args.n_boot)
     result = timed("analyze (total)", analyze, pgf, out, intervals=intervals,
                    setup={"bench": "synthetic", "models": args.models, "seeds": args.seeds, "n_boot": args.n_boot})

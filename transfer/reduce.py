@@ -70,6 +70,7 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: dict | None = None, analysis: dict 
     from transfer.pgf import check_consistent, pgf_long
     from transfer.records import PREDICTIONS, atomic_write_json, atomic_write_parquet, failed_cells, read_sweep
     from transfer.stats import cell_intervals
+    from transfer.tasks import BASELINE
 
     scores = read_sweep(sweep_dir)
     if scores.is_empty():
@@ -79,8 +80,6 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: dict | None = None, analysis: dict 
     long = pgf_long(scores)
     atomic_write_parquet(long, out / "pgf.parquet")
     files = write_matrices(long, scores, out)
-    intervals = cell_intervals(read_sweep(sweep_dir, PREDICTIONS), n_boot=n_boot)
-    atomic_write_parquet(intervals, out / "pgf_cells.parquet")
     holes = missing_cells(scores, failed_cells(sweep_dir))
     atomic_write_parquet(holes, out / "missing.parquet")
     for row in holes.iter_rows(named=True):
@@ -88,10 +87,20 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: dict | None = None, analysis: dict 
                     row["error"])
     setup = {"sweep": sweep_dir.name, "cells": scores.select("model", "source_task", "seed").unique().height,
              "missing_cells": holes.height, "models": sorted(scores["model"].unique())}
-    accuracy = scores.select("model", "source_task", "target_task", "seed", "accuracy", "chance")
+    summary = {**setup, "reduce_dir": str(out), "missing": holes.to_dicts()}
+    with_base = sorted(long["model"].unique())
+    if not with_base:
+        log.warning("no model has a finished baseline cell (source_task=%s): PGF needs it; wrote accuracies only",
+                    BASELINE)
+        atomic_write_json(summary, out / "reduce_summary.json")
+        return summary
+    predictions = read_sweep(sweep_dir, PREDICTIONS).filter(pl.col("model").is_in(with_base))
+    intervals = cell_intervals(predictions, n_boot=n_boot)
+    atomic_write_parquet(intervals, out / "pgf_cells.parquet")
+    accuracy = scores.filter(pl.col("model").is_in(with_base)).select(
+        "model", "source_task", "target_task", "seed", "accuracy", "chance")
     result = analyze(long.select("model", "source_task", "target_task", pl.col("seed").cast(pl.String), "pgf"),
                      out, intervals=intervals, accuracy=accuracy, setup=setup, **(analysis or {}))
-    summary = {**setup, "reduce_dir": str(out), "missing": holes.to_dicts()}
     atomic_write_json(summary, out / "reduce_summary.json")
     if wandb_cfg:
         _log_reduce(wandb_cfg, sweep_dir, long, files, result)

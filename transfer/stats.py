@@ -183,36 +183,6 @@ def paired_bootstrap_pgf(base_correct: np.ndarray, ft_correct: np.ndarray, n_boo
 PREDICTION_COLUMNS = ("model", "source_task", "seed", "target_task", "idx", "correct")
 
 
-def pgf_from_predictions(predictions: pl.DataFrame) -> pl.DataFrame:
-    """Long PGF frame (model, source_task, target_task, seed, pgf, base_accuracy, accuracy) from per-question
-    predictions, computed from counts with U = 1 (several base seeds are averaged; a perfect base uses a
-    denominator of one question)."""
-    missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
-    if missing:
-        raise ValueError(f"predictions frame lacks columns {missing}; expected {list(PREDICTION_COLUMNS)}")
-    counts = (predictions.with_columns(pl.col("seed").cast(pl.String))
-              .group_by("model", "source_task", "seed", "target_task")
-              .agg(pl.col("correct").cast(pl.Float64).sum().alias("k"), pl.len().alias("n")))
-    base = (counts.filter(pl.col("source_task") == BASELINE).group_by("model", "target_task")
-            .agg(pl.col("k").mean().alias("k_base"), pl.col("n").first().alias("n_base")))
-    cells = counts.filter(pl.col("source_task") != BASELINE).join(base, on=["model", "target_task"], how="left")
-    if cells["k_base"].null_count():
-        row = cells.filter(pl.col("k_base").is_null()).row(0, named=True)
-        raise ValueError(f"no base predictions (source_task={BASELINE!r}) for model {row['model']!r}, "
-                         f"target {row['target_task']!r}")
-    mismatch = cells.filter(pl.col("n") != pl.col("n_base"))
-    if mismatch.height:
-        row = mismatch.row(0, named=True)
-        raise ValueError(f"run {row['model']}/{row['source_task']}/seed={row['seed']} has {row['n']} questions on "
-                         f"{row['target_task']}, the base has {row['n_base']}")
-    gap = pl.col("n") - pl.col("k_base")
-    return (cells.with_columns(
-        ((pl.col("k") - pl.col("k_base")) / pl.when(gap > 0).then(gap).otherwise(1.0)).alias("pgf"),
-        (pl.col("k_base") / pl.col("n")).alias("base_accuracy"), (pl.col("k") / pl.col("n")).alias("accuracy"))
-        .select("model", "source_task", "target_task", "seed", "pgf", "base_accuracy", "accuracy")
-        .sort("model", "source_task", "target_task", "seed"))
-
-
 def cell_intervals(predictions: pl.DataFrame, n_boot: int = 1000, seed: int = 0,
                    level: float = 0.95, resample_seeds: bool = True) -> pl.DataFrame:
     """Bootstrap intervals for every (model, source, target) cell from per-question predictions.

@@ -1,18 +1,17 @@
 """transfer.stats: rank tests against hand-computed values, bootstrap coverage, permutation calibration."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import polars as pl
 import pytest
 
+from transfer.pgf import pgf_long
 from transfer.stats import (
     cell_intervals,
     paired_bootstrap_pgf,
     permutation_test,
     pgf_from_counts,
-    pgf_from_predictions,
     rankdata,
     sign_test,
     spearman,
@@ -144,6 +143,14 @@ def _predictions(rng, models=("a",), sources=("Art_Style", "Counting"), targets=
     return pl.concat(rows)
 
 
+def _pgf_long(preds: pl.DataFrame) -> pl.DataFrame:
+    """The reducer's PGF from counts (transfer.pgf), for comparison with the bootstrap's point estimates."""
+    scores = (preds.group_by("model", "source_task", "seed", "target_task")
+              .agg(pl.len().alias("n"), pl.col("correct").cast(pl.Int64).sum().alias("correct"))
+              .with_columns((pl.col("correct") / pl.col("n")).alias("accuracy")))
+    return pgf_long(scores)
+
+
 def test_cell_intervals_agrees_with_counts_and_per_cell_bootstrap():
     rng = np.random.default_rng(2)
     preds = _predictions(rng)
@@ -153,7 +160,7 @@ def test_cell_intervals_agrees_with_counts_and_per_cell_bootstrap():
     assert out.height == 4 and (out["n_seeds"] == 3).all()
     assert ((out["ci_low"] <= out["pgf_mean"]) & (out["pgf_mean"] <= out["ci_high"])).all()
     assert ((out["dacc_low"] <= out["dacc_mean"]) & (out["dacc_mean"] <= out["dacc_high"])).all()
-    counts = pgf_from_predictions(preds).group_by("model", "source_task", "target_task").agg(
+    counts = _pgf_long(preds).group_by("model", "source_task", "target_task").agg(
         pl.col("pgf").mean(), pl.col("pgf").std().alias("std"))
     joined = out.join(counts, on=["model", "source_task", "target_task"])
     assert np.allclose(joined["pgf_mean"], joined["pgf"]) and np.allclose(joined["pgf_std"], joined["std"])
@@ -174,15 +181,5 @@ def test_cell_intervals_one_line_errors():
     short = preds.filter(~((pl.col("source_task") == "Counting") & (pl.col("seed") == "1") & (pl.col("idx") == 0)))
     with pytest.raises(ValueError, match="do not cover"):
         cell_intervals(short)
-    with pytest.raises(ValueError, match="questions on"):
-        pgf_from_predictions(short)
-
-
-def test_pgf_from_predictions_perfect_base_stays_finite():
-    n = 10
-    preds = pl.DataFrame({"model": "m", "source_task": ["none"] * n + ["Jigsaw"] * n, "seed": "0",
-                          "target_task": "Counting", "idx": list(range(n)) * 2,
-                          "correct": [True] * n + [True] * (n - 2) + [False] * 2})
-    out = pgf_from_predictions(preds)
-    assert out["pgf"].item() == pytest.approx(-2.0) and math.isfinite(out["pgf"].item())
-    assert out["base_accuracy"].item() == 1.0 and out["accuracy"].item() == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="same questions"):
+        _pgf_long(short)

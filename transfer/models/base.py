@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from transfer.data.blink import read_split
+from transfer.distributed import world_size
 from transfer.data.splits import base_data_root, params_key
 from transfer.data.synthetic import code_fingerprint
 from transfer.data.synthetic.base import BASE_KINDS
@@ -45,6 +46,9 @@ def base_checkpoint(model: dict, base: dict, train: dict, suite, tasks: list[str
     if model.get("checkpoint"):
         return str(model["checkpoint"])
     target = cache_dir / "models" / f"{model['name']}-{base_key(model, base, train, suite.data)}"
+    if world_size() > 1 and not (target / "config.json").exists():
+        raise ValueError(f"the embedded base model {target.name} is not built yet and this cell has {world_size()} "
+                         "processes; build it with one process first (e.g. run the model's none cell)")
     with file_lock(target.with_name(target.name + ".lock")):
         if not (target / "config.json").exists():
             _train_base(model, base, train, suite, tasks, target)
