@@ -99,7 +99,7 @@ def test_the_grid_as_a_job_array_matches_the_local_launcher(tmp_path: Path, cach
             assert ours.equals(theirs), f"{name} differs between the SLURM and the local launcher"
 
 
-@pytest.mark.slow  # ~1-2 min: three real cells and the reducer
+# ~1-2 min: three real cells and the reducer (runs in CI with the cluster up)
 def test_a_failing_cell_ends_failed_and_the_reducer_names_it(tmp_path: Path, cache: Path) -> None:
     # a real way for a cell to break: a corrupt finished adapter left in its folder
     adapter = tmp_path / "bad" / "cells" / "qwen" / "Jigsaw" / "seed=0" / "adapter"
@@ -148,7 +148,7 @@ def _predictions(outputs: Path, sweep: str) -> pl.DataFrame:
     return pl.read_parquet(cell / "predictions.parquet").sort("target_task", "idx")
 
 
-@pytest.mark.slow  # ~2 min: one cell uninterrupted, one preempted and requeued (cred_expire 5 s)
+# ~2 min: one cell uninterrupted, one preempted and requeued (cred_expire 5 s)
 def test_usr2_requeues_a_training_cell_which_resumes_from_its_checkpoint(tmp_path: Path, cache: Path) -> None:
     cell_args = ["model=qwen", "source_task=Counting", "experiment=test", f"train.steps={STEPS}", "train.save_steps=5",
                  "targets=[Counting,Jigsaw,Art_Style]"]
@@ -183,7 +183,7 @@ def test_usr2_requeues_a_training_cell_which_resumes_from_its_checkpoint(tmp_pat
         assert a == pytest.approx(b, abs=1e-5)
 
 
-@pytest.mark.slow  # ~1 min: a one-process base cell, then the two-task cell
+# ~1 min: a one-process base cell, then the two-task cell
 def test_a_cell_with_two_tasks_trains_as_one_process_group_and_rank_0_records(tmp_path: Path, cache: Path) -> None:
     """tasks_per_node=2 (as slurm_gpu8 does with 8): both SLURM tasks train together, only rank 0 writes."""
     # the embedded base model is built first by one process: a cold multi-process cell would deadlock in the
