@@ -17,20 +17,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.slurm.test_slurm_launcher import _cell_job_ids, _sacct, _time, _why_no_cluster
+from tests.slurm.test_slurm_launcher import _cell_job_ids, _sacct, _time
 from transfer.tasks import BASELINE, TASK_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ["llava", "qwen", "idefics"]
 STEPS = 60   # training steps of the preempted cell: long enough for USR2 to land mid-training
 pytestmark = pytest.mark.slurm
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _loopback_cluster() -> None:
-    reason = _why_no_cluster()
-    if reason:
-        pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
