@@ -10,6 +10,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from transfer import timing
 from transfer.data.blink import read_split
 from transfer.distributed import world_size
 from transfer.data.splits import base_data_root, params_key
@@ -64,7 +65,8 @@ def _train_base(model: dict, base: dict, train: dict, suite, tasks: list[str], t
     build_tiny(family, dict(model["tiny"]), tokenizer_corpus(questions, suite, tasks), base["init_seed"], tmp / "init")
     loaded = load_pretrained(family, tmp / "init")
     log.info("base stage for %s: %d generic questions, %d steps", model["name"], len(questions), base["steps"])
-    examples = encode_questions(loaded.processor, family, model["answer_prefix"], questions)
+    with timing.timed("preprocessing"):
+        examples = encode_questions(loaded.processor, family, model["answer_prefix"], questions)
     base_train = {**dict(train), **{k: base[k] for k in ("steps", "lr", "batch_size", "warmup_steps")}, "save_steps": 0}
     trained, _ = finetune(loaded.model, examples, family=family, tokenizer=loaded.tokenizer, train=base_train,
                           out_dir=tmp, seed=base["init_seed"], lora=None, desc=f"base {model['name']}")
