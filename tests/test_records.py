@@ -5,7 +5,8 @@ import polars as pl
 import pytest
 from omegaconf import OmegaConf
 
-from transfer.records import atomic_write_parquet, cell_dir, config_hash, failed_cells, finished_hash, read_sweep
+from transfer.atomic import write_parquet
+from transfer.records import cell_dir, config_hash, failed_cells, finished_hash, read_sweep
 
 CFG = {"model": {"name": "qwen", "tiny": {"hidden_size": 32}}, "source_task": {"name": "Counting"}, "seed": 0,
        "sweep": "a", "overwrite": False, "train": {"steps": 4}, "paths": {"outputs": "/x"}, "wandb": {"mode": "offline"}}
@@ -22,21 +23,21 @@ def test_config_hash_ignores_cell_identity_but_not_settings():
 
 def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
     path = tmp_path / "scores.parquet"
-    atomic_write_parquet(pl.DataFrame({"a": [1]}), path)
+    write_parquet(pl.DataFrame({"a": [1]}), path)
 
     class Boom(pl.DataFrame):
         def write_parquet(self, *args, **kwargs):
             raise OSError("disk full")
 
     with pytest.raises(OSError):
-        atomic_write_parquet(Boom({"a": [2]}), path)
+        write_parquet(Boom({"a": [2]}), path)
     assert pl.read_parquet(path)["a"].to_list() == [1]
     assert os.listdir(tmp_path) == ["scores.parquet"]            # no temp file left behind
 
 
 def test_read_sweep_finished_hash_and_failed_markers(tmp_path):
     cell = cell_dir(tmp_path, "qwen", "Counting", 0)
-    atomic_write_parquet(pl.DataFrame({"model": ["qwen"], "config_hash": ["abc"]}), cell / "scores.parquet")
+    write_parquet(pl.DataFrame({"model": ["qwen"], "config_hash": ["abc"]}), cell / "scores.parquet")
     failed = cell_dir(tmp_path, "qwen", "Jigsaw", 0)
     failed.mkdir(parents=True)
     (failed / "FAILED.json").write_text('{"cell": "x", "error": "boom"}')

@@ -19,14 +19,15 @@ from omegaconf import DictConfig, OmegaConf
 from peft import PeftModel
 
 from transfer import distributed, timing
+from transfer.atomic import write_json, write_parquet
 from transfer.data.splits import TaskData, params_key
 from transfer.evaluate import TaskResult, evaluate_targets
 from transfer.models.base import base_checkpoint
 from transfer.models.encode import EncodedCache
 from transfer.models.families import check_family, load_pretrained
 from transfer.progress import Progress
-from transfer.records import (FAILED, PREDICTIONS, SCORE_SCHEMA, SCORES, atomic_write_json, atomic_write_parquet,
-                              cell_dir, config_hash, finished_hash, git_commit, now_iso)
+from transfer.records import (FAILED, PREDICTIONS, SCORE_SCHEMA, SCORES, cell_dir, config_hash, finished_hash,
+                              git_commit, now_iso)
 from transfer.tasks import BASELINE, TASK_NAMES, TASKS, get_task
 from transfer.tracking import log_table, wandb_run
 from transfer.train import TrainStats, finetune
@@ -90,7 +91,7 @@ def _record_holdout(data: TaskData, source: str, targets: list[str], cell: Path)
     """BLINK without data.train_root: val is split by idx hash; warn, and record which questions are which."""
     fraction = data.data["holdout_train_fraction"]
     train = [q.idx for q in data.train(source)] if source != BASELINE else []
-    atomic_write_json({"holdout": True, "train_fraction": fraction, "root": str(data.root),
+    write_json({"holdout": True, "train_fraction": fraction, "root": str(data.root),
                        "method": "per task, stratified by answer: sha256(task/idx) order, first round(fraction*n) train",
                        "train_idx": {source: train} if train else {},
                        "eval_idx": {t: [q.idx for q in data.eval(t)] for t in targets}}, cell / SPLIT)
@@ -131,8 +132,8 @@ def _compute(cfg: DictConfig, cell: Path, chash: str) -> pl.DataFrame:
         if not distributed.is_main():
             return scores
         with timing.timed("io"):
-            atomic_write_parquet(predictions, cell / PREDICTIONS)
-            atomic_write_parquet(scores, cell / SCORES)
+            write_parquet(predictions, cell / PREDICTIONS)
+            write_parquet(scores, cell / SCORES)
         run.log({f"eval/{r['target_task']}/accuracy": r["accuracy"] for r in scores.iter_rows(named=True)})
         log_table(run, "scores", scores.select("target_task", "n", "correct", "accuracy", "chance"))
         run.summary["mean_accuracy"] = float(scores["accuracy"].mean())
@@ -167,7 +168,7 @@ def run_cell(cfg: DictConfig) -> dict:
     except BaseException as err:
         if not distributed.is_main():
             raise
-        atomic_write_json({"cell": str(cell), "error": f"{type(err).__name__}: {err}", "host": socket.gethostname(),
+        write_json({"cell": str(cell), "error": f"{type(err).__name__}: {err}", "host": socket.gethostname(),
                            "time": now_iso(), "traceback": traceback.format_exc()}, cell / FAILED)
         raise
     distributed.barrier()
@@ -175,7 +176,7 @@ def run_cell(cfg: DictConfig) -> dict:
         return {"cell": str(cell), "status": "done", "rank": distributed.rank()}
     (cell / FAILED).unlink(missing_ok=True)
     after = timing.snapshot()
-    atomic_write_json({"started_at": started_at, "wall": time.perf_counter() - started,
+    write_json({"started_at": started_at, "wall": time.perf_counter() - started,
                        **{k: after[k] - before.get(k, 0.0) for k in after}}, cell / "timings.json")
     mean = float(scores["accuracy"].mean())
     log.info("finished cell %s: mean accuracy %.3f", cell, mean)

@@ -51,14 +51,14 @@ def missing_cells(scores: pl.DataFrame, failed: list[dict]) -> pl.DataFrame:
 def write_matrices(long: pl.DataFrame, scores: pl.DataFrame, out: Path) -> list[Path]:
     """pgf_<model>.csv (13 x 13 seed means) and accuracy_<model>.csv (none + 13 rows)."""
     from transfer.pgf import wide
-    from transfer.records import atomic_write_bytes
+    from transfer.atomic import write_bytes
     from transfer.tasks import BASELINE, TASK_NAMES
 
     written = []
     for model in sorted(scores["model"].unique()):
         for name, frame in ((f"pgf_{model}.csv", wide(long, model, "pgf", TASK_NAMES)),
                             (f"accuracy_{model}.csv", wide(scores, model, "accuracy", [BASELINE, *TASK_NAMES]))):
-            atomic_write_bytes(out / name, frame.write_csv().encode())
+            write_bytes(out / name, frame.write_csv().encode())
             written.append(out / name)
     return written
 
@@ -68,7 +68,8 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: dict | None = None, analysis: dict 
     """Build every reduce output of `sweep_dir` into `sweep_dir/reduce/`; returns a short summary."""
     from transfer.analysis import analyze
     from transfer.pgf import check_consistent, pgf_long
-    from transfer.records import PREDICTIONS, atomic_write_json, atomic_write_parquet, failed_cells, read_sweep
+    from transfer.atomic import write_json, write_parquet
+    from transfer.records import PREDICTIONS, failed_cells, read_sweep
     from transfer.stats import cell_intervals
     from transfer.tasks import BASELINE
 
@@ -78,10 +79,10 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: dict | None = None, analysis: dict 
     check_consistent(scores)
     out = sweep_dir / "reduce"
     long = pgf_long(scores)
-    atomic_write_parquet(long, out / "pgf.parquet")
+    write_parquet(long, out / "pgf.parquet")
     files = write_matrices(long, scores, out)
     holes = missing_cells(scores, failed_cells(sweep_dir))
-    atomic_write_parquet(holes, out / "missing.parquet")
+    write_parquet(holes, out / "missing.parquet")
     for row in holes.iter_rows(named=True):
         log.warning("%s cell %s/%s/seed=%s %s", row["status"], row["model"], row["source_task"], row["seed"],
                     row["error"])
@@ -92,16 +93,16 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: dict | None = None, analysis: dict 
     if not with_base:
         log.warning("no model has a finished baseline cell (source_task=%s): PGF needs it; wrote accuracies only",
                     BASELINE)
-        atomic_write_json(summary, out / "reduce_summary.json")
+        write_json(summary, out / "reduce_summary.json")
         return summary
     predictions = read_sweep(sweep_dir, PREDICTIONS).filter(pl.col("model").is_in(with_base))
     intervals = cell_intervals(predictions, n_boot=n_boot)
-    atomic_write_parquet(intervals, out / "pgf_cells.parquet")
+    write_parquet(intervals, out / "pgf_cells.parquet")
     accuracy = scores.filter(pl.col("model").is_in(with_base)).select(
         "model", "source_task", "target_task", "seed", "accuracy", "chance")
     result = analyze(long.select("model", "source_task", "target_task", pl.col("seed").cast(pl.String), "pgf"),
                      out, intervals=intervals, accuracy=accuracy, setup=setup, **(analysis or {}))
-    atomic_write_json(summary, out / "reduce_summary.json")
+    write_json(summary, out / "reduce_summary.json")
     if wandb_cfg:
         _log_reduce(wandb_cfg, sweep_dir, long, files, result)
     log.info("reduced %d cells of %s into %s (%d missing)", setup["cells"], sweep_dir.name, out, holes.height)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from transfer.analysis.atomic import write_atomic
+from transfer.atomic import write_bytes
 from transfer.analysis.cliques import clique_table, model_cliques
 from transfer.analysis.figures import plot_graph, plot_heatmap, plot_model_comparison, plot_scores
 from transfer.analysis.graph import edge_table, transfer_graph
@@ -122,8 +122,8 @@ def analyze(pgf: pl.DataFrame, out_dir: Path, *, include_diagonal: bool = False,
                           "scores": str(figures["scores"].relative_to(out_dir)), "report": "report.html"},
               "notes": _notes(include_diagonal)}
     for name, frame in tables.items():
-        write_atomic(out_dir / "tables" / f"{name}.csv", frame.write_csv())
-    write_atomic(out_dir / "analysis.json", json.dumps(_jsonable(result), indent=2))
+        write_bytes(out_dir / "tables" / f"{name}.csv", frame.write_csv())
+    write_bytes(out_dir / "analysis.json", json.dumps(_jsonable(result), indent=2))
     figures["report"] = write_report(result, tables, figures, out_dir / "report.html", setup=setup, baseline=baseline)
     timings["report"] = time.perf_counter() - clock
     return {**result, "figures": figures, "tables": tables, "timings": timings}

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 from PIL import Image, ImageDraw, ImageFont
 
-from transfer.analysis.atomic import write_atomic
+from transfer.atomic import write_bytes
 from transfer.tasks import TASKS
 
 CMAP = "RdBu"                   # red = harm, white = 0, blue = gain
@@ -38,7 +38,7 @@ def _render(fig: Figure) -> Image.Image:
 def _write_png(image: Image.Image, path: str | Path) -> Path:
     buffer = io.BytesIO()
     image.save(buffer, format="png", compress_level=1)
-    return write_atomic(path, buffer.getvalue())
+    return write_bytes(path, buffer.getvalue())
 
 
 def _save(fig: Figure, path: str | Path) -> Path:

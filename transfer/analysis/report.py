@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from transfer.analysis.atomic import write_atomic
+from transfer.atomic import write_bytes
 from transfer.tasks import TASKS
 
 SECTIONS = ["Findings", "Setup", "Baseline accuracies", "PGF matrices", "Transferability and malleability",
@@ -248,4 +248,4 @@ def write_report(result: dict, tables: dict, figures: dict, path: str | Path, se
             f"<style>{_CSS}</style></head><body><h1>Task transfer report</h1>"
             f'<p class="muted">Models: {_esc(", ".join(result["models"]))}. Diagonal in Δ/Θ: {result["diagonal"]}.</p>'
             f"<nav>{nav}</nav>{sections}</body></html>")
-    return write_atomic(path, page)
+    return write_bytes(path, page)

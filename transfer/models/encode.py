@@ -15,7 +15,7 @@ from transformers.processing_utils import ProcessorMixin
 from transfer import timing
 from transfer.data.question import Question
 from transfer.models.families import chat_prompt, processor_images
-from transfer.records import atomic_write_bytes
+from transfer.atomic import write_bytes
 
 TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 
@@ -127,7 +127,7 @@ class EncodedCache:
             with timing.timed("io"):
                 buffer = io.BytesIO()
                 torch.save(examples, buffer)
-                atomic_write_bytes(path, buffer.getvalue())
+                write_bytes(path, buffer.getvalue())
         if remember:
             self._memory[key] = examples
         return examples
