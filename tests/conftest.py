@@ -13,6 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 from transfer.data.prompts import format_prompt  # noqa: E402
+from transfer.distributed import LAUNCHER_KEYS  # noqa: E402
 from transfer.data.question import Question  # noqa: E402
 
 FAMILIES = ["llava", "qwen", "idefics"]
@@ -21,6 +22,13 @@ ARCH = dict(image_size=64, patch_size=16, merge_size=2, scale_factor=1, hidden_s
 PREFIX = {"llava": " ", "qwen": "", "idefics": " "}
 COLOURS = ["red", "blue", "green", "yellow"]
 RGB = {"red": (220, 30, 30), "blue": (30, 60, 220), "green": (30, 180, 30), "yellow": (230, 210, 20)}
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a subprocess cell: this one's, minus any process-group rendezvous, plus `extra`."""
+    dropped = {*LAUNCHER_KEYS, "LOCAL_RANK", "LOCAL_WORLD_SIZE"}
+    return {**{k: v for k, v in os.environ.items() if k not in dropped}, "WANDB_MODE": "offline",
+            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **extra}
 
 
 def arch(family: str) -> dict:

@@ -12,10 +12,12 @@ KEYS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "
 
 @pytest.fixture
 def env(monkeypatch):
-    """A clean environment: no launcher or SLURM variables (restored after the test)."""
+    """A clean environment: no launcher or SLURM variables; what setup_env exported is removed afterwards."""
     for key in [*KEYS, *(k for k in os.environ if k.startswith("SLURM_"))]:
         monkeypatch.delenv(key, raising=False)
-    return monkeypatch
+    yield monkeypatch
+    for key in KEYS:   # later tests (and their subprocesses) must not inherit a rendezvous
+        os.environ.pop(key, None)
 
 
 def test_one_process_gets_rank_0_of_1_and_a_free_port(env) -> None:

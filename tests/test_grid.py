@@ -1,6 +1,5 @@
 """End to end: the real CLI runs the whole embedded grid (small test config), then re-runs it."""
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tests.conftest import child_env
 from transfer.tasks import BASELINE, TASK_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,7 +15,7 @@ MODELS = ["llava", "qwen", "idefics"]
 
 
 def run_cli(args: list[str], outputs: Path, module: str = "transfer.run") -> subprocess.CompletedProcess:
-    env = {**os.environ, "TRANSFER_OUTPUTS": str(outputs), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    env = child_env(TRANSFER_OUTPUTS=str(outputs))
     return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=1200)
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tests.conftest import child_env
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 60
 CELL = ["model=qwen", "source_task=Counting", "experiment=test", f"train.steps={STEPS}", "train.save_steps=5",
@@ -22,8 +24,7 @@ pytestmark = pytest.mark.slow   # three runs of one cell (~1 min warm, plus the 
 
 
 def _start(outputs: Path, cache: Path, sweep: str) -> subprocess.Popen:
-    env = {**os.environ, "TRANSFER_OUTPUTS": str(outputs), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+    env = child_env(TRANSFER_OUTPUTS=str(outputs))
     return subprocess.Popen([sys.executable, "-m", "transfer.run", *CELL, f"sweep={sweep}", f"paths.cache={cache}"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)   # its own process group: the kill takes its children too

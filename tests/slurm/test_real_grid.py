@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tests.conftest import child_env
 from tests.slurm.test_slurm_launcher import _cell_job_ids, _sacct, _time
 from transfer.tasks import BASELINE, TASK_NAMES
 
@@ -35,7 +36,7 @@ def cache(tmp_path_factory) -> Path:
 def _env(outputs: Path) -> dict[str, str]:
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     # one thread per process on both launchers, so local and SLURM cells compute bit for bit the same
-    return {**os.environ, "PYTHONPATH": path, "TRANSFER_OUTPUTS": str(outputs), "WANDB_MODE": "offline",
+    return {**child_env(), "PYTHONPATH": path, "TRANSFER_OUTPUTS": str(outputs), "WANDB_MODE": "offline",
             "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
 
