@@ -13,7 +13,7 @@ from pathlib import Path
 from transfer import timing
 from transfer.data.blink import read_split
 from transfer.distributed import world_size
-from transfer.data.splits import base_data_root, params_key
+from transfer.data.splits import TaskData, base_data_root, params_key
 from transfer.data.synthetic import code_fingerprint
 from transfer.data.synthetic.base import BASE_KINDS
 from transfer.locks import file_lock
@@ -27,7 +27,7 @@ BASE_TRAIN_KEYS = ("schedule", "weight_decay", "max_grad_norm", "grad_accum")
 CHAT_WORDS = ["USER: ASSISTANT: User: Assistant: user assistant system"]
 
 
-def tokenizer_corpus(base_questions, suite: "TaskData", tasks: list[str]) -> list[str]:
+def tokenizer_corpus(base_questions: list, suite: TaskData, tasks: list[str]) -> list[str]:
     """Text the tiny tokenizer is trained on: base prompts, the suite's train prompts and the answer letters."""
     corpus = [q.prompt for q in base_questions] + CHAT_WORDS + [" A B C D E", "A B C D E"]
     for task in tasks:
@@ -42,7 +42,7 @@ def base_key(model: dict, base: dict, train: dict, data: dict) -> str:
                        "data_code": code_fingerprint()})
 
 
-def base_checkpoint(model: dict, base: dict, train: dict, suite, tasks: list[str], cache_dir: Path) -> str:
+def base_checkpoint(model: dict, base: dict, train: dict, suite: TaskData, tasks: list[str], cache_dir: Path) -> str:
     """The checkpoint every cell of `model` starts from (built and cached for the embedded default)."""
     if model.get("checkpoint"):
         return str(model["checkpoint"])
@@ -56,7 +56,7 @@ def base_checkpoint(model: dict, base: dict, train: dict, suite, tasks: list[str
     return str(target)
 
 
-def _train_base(model: dict, base: dict, train: dict, suite, tasks: list[str], target: Path) -> None:
+def _train_base(model: dict, base: dict, train: dict, suite: TaskData, tasks: list[str], target: Path) -> None:
     family, image_size = model["family"], model["tiny"]["image_size"]
     root = base_data_root(base, image_size, target.parent.parent)
     questions = [q for kind in BASE_KINDS for q in read_split(root, kind, "train")]
