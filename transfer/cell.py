@@ -92,9 +92,9 @@ def _record_holdout(data: TaskData, source: str, targets: list[str], cell: Path)
     fraction = data.data["holdout_train_fraction"]
     train = [q.idx for q in data.train(source)] if source != BASELINE else []
     write_json({"holdout": True, "train_fraction": fraction, "root": str(data.root),
-                       "method": "per task, stratified by answer: sha256(task/idx) order, first round(fraction*n) train",
-                       "train_idx": {source: train} if train else {},
-                       "eval_idx": {t: [q.idx for q in data.eval(t)] for t in targets}}, cell / SPLIT)
+                "method": "per task, stratified by answer: sha256(task/idx) order, first round(fraction*n) train",
+                "train_idx": {source: train} if train else {},
+                "eval_idx": {t: [q.idx for q in data.eval(t)] for t in targets}}, cell / SPLIT)
     log.warning("data.train_root is not set: BLINK val is split by idx hash into training (%.0f%%) and evaluation "
                 "questions, disjoint per task; recorded in %s", 100 * fraction, cell / SPLIT)
 
@@ -169,7 +169,7 @@ def run_cell(cfg: DictConfig) -> dict:
         if not distributed.is_main():
             raise
         write_json({"cell": str(cell), "error": f"{type(err).__name__}: {err}", "host": socket.gethostname(),
-                           "time": now_iso(), "traceback": traceback.format_exc()}, cell / FAILED)
+                    "time": now_iso(), "traceback": traceback.format_exc()}, cell / FAILED)
         raise
     distributed.barrier()
     if not distributed.is_main():
@@ -177,7 +177,7 @@ def run_cell(cfg: DictConfig) -> dict:
     (cell / FAILED).unlink(missing_ok=True)
     after = timing.snapshot()
     write_json({"started_at": started_at, "wall": time.perf_counter() - started,
-                       **{k: after[k] - before.get(k, 0.0) for k in after}}, cell / "timings.json")
+                **{k: after[k] - before.get(k, 0.0) for k in after}}, cell / "timings.json")
     mean = float(scores["accuracy"].mean())
     log.info("finished cell %s: mean accuracy %.3f", cell, mean)
     return {"cell": str(cell), "status": "done", "mean_accuracy": mean}

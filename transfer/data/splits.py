@@ -79,9 +79,14 @@ class TaskData:
         self.data = data
         self.root = synthetic_suite_root(data, cache_dir) if data["source"] == "synthetic" else Path(data["root"])
         self.train_root = Path(data["train_root"]) if data.get("train_root") else None
+        self._holdout: dict[str, tuple[list[Question], list[Question]]] = {}
 
     def _blink_holdout(self, task: str) -> tuple[list[Question], list[Question]]:
-        return holdout_split(read_split(self.root, task, "val"), self.data["holdout_train_fraction"], salt=task)
+        """(train, eval) questions of one task's val split; read and split once per task."""
+        if task not in self._holdout:
+            self._holdout[task] = holdout_split(read_split(self.root, task, "val"),
+                                                self.data["holdout_train_fraction"], salt=task)
+        return self._holdout[task]
 
     def train(self, task: str) -> list[Question]:
         if self.data["source"] == "synthetic":
@@ -94,7 +99,7 @@ class TaskData:
         return questions[:limit] if limit else questions
 
     def eval(self, task: str) -> list[Question]:
-        if self.data["source"] == "blink" and self.train_root is None:
+        if self.holdout:
             questions = self._blink_holdout(task)[1]
         else:
             questions = read_split(self.root, task, self.data["eval_split"])
