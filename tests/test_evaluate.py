@@ -1,10 +1,11 @@
 """The log-likelihood scorer: agrees with teacher forcing, and follows the model's preference."""
 import dataclasses
+import random
 
 import pytest
 
 from tests.conftest import FAMILIES, PREFIX, colour_questions
-from transfer.evaluate import _score_full, score_examples, split_head
+from transfer.evaluate import TaskResult, _score_full, calibrate, score_examples, split_head
 from transfer.models.encode import encode_questions
 from transfer.models.families import load_pretrained
 from transfer.train import finetune
@@ -54,3 +55,21 @@ def test_scorer_prefers_the_option_the_model_prefers(family, tiny_checkpoints, t
     gold_c = score_examples(model, enc(_always(held_out, 2)), family, pad, 8)
     assert all(max(range(4), key=ll.__getitem__) == 1 for ll in gold_b)   # the model says B: B wins
     assert all(max(range(4), key=ll.__getitem__) == 1 for ll in gold_c)   # ... even when the gold is C
+
+
+def test_batch_calibration_removes_a_letter_prior_and_keeps_the_signal():
+    """A model that adds a large bonus to "B" answers B everywhere; calibrated, its per-question signal decides."""
+    rng = random.Random(0)
+    gold = [i % 3 for i in range(300)]
+    signal = [[1.0 if j == g else 0.0 for j in range(3)] for g in gold]
+    noisy = [[s + rng.gauss(0, 0.3) + (4.0 if j == 1 else 0.0) for j, s in enumerate(row)] for row in signal]
+    raw = TaskResult("T", [str(i) for i in range(300)], gold, noisy, 0.0, "none")
+    calibrated = dataclasses.replace(raw, calibration="batch")
+    assert set(raw.predicted) == {1} and sum(raw.correct) == 100
+    assert sum(calibrated.correct) / 300 > 0.9
+    assert calibrate(noisy, "none") is noisy
+
+
+def test_unknown_calibration_is_refused_in_one_line():
+    with pytest.raises(ValueError, match="unknown eval.calibration 'platt'; expected one of: none, batch"):
+        calibrate([[0.0, 1.0]], "platt")

@@ -75,7 +75,8 @@ def _finetuned(loaded, cfg: DictConfig, data: TaskData, encoded: EncodedCache, c
 def _frames(cfg: DictConfig, checkpoint: str, results: list[TaskResult], stats: TrainStats, chash: str):
     common = dict(sweep=cfg.sweep, model=cfg.model.name, source_task=cfg.source_task.name, seed=int(cfg.seed))
     commit, created = git_commit(), now_iso()
-    scores = [{**common, "checkpoint": checkpoint, "target_task": r.task, "n": len(r.gold), "correct": sum(r.correct),
+    scores = [{**common, "checkpoint": checkpoint, "data_source": cfg.data.source, "calibration": cfg.eval.calibration,
+               "target_task": r.task, "n": len(r.gold), "correct": sum(r.correct),
                "accuracy": sum(r.correct) / len(r.gold), "chance": get_task(r.task).chance,
                "train_examples": stats.examples, "train_steps": stats.steps, "train_seconds": stats.seconds,
                "eval_seconds": r.seconds, "config_hash": chash, "git_commit": commit, "created_at": created}
@@ -126,7 +127,7 @@ def _compute(cfg: DictConfig, cell: Path, chash: str) -> pl.DataFrame:
                 run.log({"train/loss": loss, "train/log_step": step})
         progress = Progress(len(targets), f"eval {name}", unit="task")
         results = evaluate_targets(model, eval_sets, cfg.model.family, loaded.tokenizer.pad_token_id,
-                                   cfg.eval.batch_size, progress)
+                                   cfg.eval.batch_size, progress, cfg.eval.calibration)
         progress.close()   # every process evaluated (ZeRO-3 forwards need all of them); rank 0 records
         scores, predictions = _frames(cfg, checkpoint, results, stats, chash)
         if not distributed.is_main():

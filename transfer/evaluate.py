@@ -4,11 +4,16 @@ No generation, no answer parsing. When the options' continuations share a head a
 token (the usual case: the answer letter), one forward pass per question gives every option's
 log-likelihood (the shared head adds the same term to every option, so it is left out). Otherwise each
 (question, option) pair gets its own sequence and the continuation's token log-probabilities are summed.
+
+Calibration removes the answer-letter prior before the argmax: `batch` subtracts, per option position, the mean
+log-likelihood over the target's questions (batch calibration, Zhou et al. 2024), so a model that has learned to
+favour a letter (e.g. after finetuning on a 2-option task) is scored on what it sees rather than on that habit.
+The stored log-likelihoods stay raw.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -18,17 +23,34 @@ from transfer.models.encode import option_batch, scoring_batch
 from transfer.progress import Progress
 
 
+CALIBRATIONS = ("none", "batch")
+
+
+def calibrate(loglik: list[list[float]], method: str) -> list[list[float]]:
+    """Option scores after removing the letter prior (`none`: the raw log-likelihoods)."""
+    if method not in CALIBRATIONS:
+        raise ValueError(f"unknown eval.calibration {method!r}; expected one of: {', '.join(CALIBRATIONS)}")
+    if method == "none" or not loglik:
+        return loglik
+    width = len(loglik[0])
+    if any(len(ll) != width for ll in loglik):
+        raise ValueError("batch calibration needs the same number of options for every question of a target")
+    prior = [sum(ll[j] for ll in loglik) / len(loglik) for j in range(width)]
+    return [[v - p for v, p in zip(ll, prior)] for ll in loglik]
+
+
 @dataclass
 class TaskResult:
     task: str
     idx: list[str]
     gold: list[int]
-    loglik: list[list[float]]   # per question, per option
+    loglik: list[list[float]]   # per question, per option (raw)
     seconds: float
+    calibration: str = field(default="none")
 
     @property
     def predicted(self) -> list[int]:
-        return [max(range(len(ll)), key=ll.__getitem__) for ll in self.loglik]
+        return [max(range(len(s)), key=s.__getitem__) for s in calibrate(self.loglik, self.calibration)]
 
     @property
     def correct(self) -> list[bool]:
@@ -91,14 +113,15 @@ def score_examples(model, examples: list[dict], family: str, pad_id: int, batch_
 
 
 def evaluate_targets(model, encoded: dict[str, list[dict]], family: str, pad_id: int, batch_size: int,
-                     progress: Progress | None = None) -> list[TaskResult]:
+                     progress: Progress | None = None, calibration: str = "none") -> list[TaskResult]:
     """Score every target task's encoded eval split."""
+    calibrate([], calibration)   # an unknown method fails before any forward pass
     results = []
     for task, examples in encoded.items():
         start = time.perf_counter()
         loglik = score_examples(model, examples, family, pad_id, batch_size)
         results.append(TaskResult(task, [e["idx"] for e in examples], [e["answer"] for e in examples], loglik,
-                                  time.perf_counter() - start))
+                                  time.perf_counter() - start, calibration))
         if progress:
             progress.update(1)
     return results

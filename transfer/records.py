@@ -18,7 +18,8 @@ SCORES, PREDICTIONS, FAILED = "scores.parquet", "predictions.parquet", "FAILED.j
 VOLATILE_KEYS = ("source_task", "seed", "sweep", "overwrite", "paths", "wandb", "threads")
 
 SCORE_SCHEMA = {
-    "sweep": pl.String, "model": pl.String, "checkpoint": pl.String, "source_task": pl.String, "seed": pl.Int64,
+    "sweep": pl.String, "model": pl.String, "checkpoint": pl.String, "data_source": pl.String,
+    "calibration": pl.String, "source_task": pl.String, "seed": pl.Int64,
     "target_task": pl.String, "n": pl.Int64, "correct": pl.Int64, "accuracy": pl.Float64, "chance": pl.Float64,
     "train_examples": pl.Int64, "train_steps": pl.Int64, "train_seconds": pl.Float64, "eval_seconds": pl.Float64,
     "config_hash": pl.String, "git_commit": pl.String, "created_at": pl.String,
