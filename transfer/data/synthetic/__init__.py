@@ -14,7 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from transfer.data.blink import Row, write_split
+from transfer.atomic import write_parquet
 from transfer.data.synthetic import images, objects, parts, scenes
+from transfer.data.synthetic.planted import planted_table
 from transfer.tasks import TASK_NAMES, TASKS
 
 Generator = Callable[[random.Random, int, int], Row]
@@ -90,6 +92,7 @@ def generate_suite(root: str | Path, *, seed: int, train_size: int, val_sizes: d
     manifest = {"seed": seed, "train_size": train_size, "val_sizes": {t: sizes[t]["val"] for t in tasks},
                 "image_size": image_size, "tasks": tasks, "code_sha256": code_fingerprint()}
     write_json(root / "suite.json", manifest)
+    write_parquet(planted_table(), root / "planted.parquet")   # for the checks only; no model code reads it
     return root
 
 

@@ -200,7 +200,7 @@ GROUND: Color = (150, 130, 100)
 
 
 def horizon(size: int) -> float:
-    return 0.2 * size
+    return 0.1 * size
 
 
 def project(thing: Thing, size: int, cam_x: float = 0.0) -> tuple[float, float, float]:
@@ -258,6 +258,15 @@ def random_things(rng: random.Random, n: int, colors: tuple[str, ...] = PLAIN_CO
     slot = 2 * x_range / n
     return [Thing(-x_range + (k + 0.5 + rng.uniform(-0.3, 0.3)) * slot, rng.uniform(1.0, 1.75), s, c)
             for k, (s, c) in enumerate(looks)]
+
+
+def quadrant(point: tuple[float, float], size: int, margin: float = 0.0) -> int | None:
+    """0-3 for the top-left, top-right, bottom-left and bottom-right quarter of the image; None within `margin`
+    px of the dividing lines."""
+    x, y = point[0] - size / 2, point[1] - size / 2
+    if min(abs(x), abs(y)) < margin:
+        return None
+    return int(x > 0) + 2 * int(y > 0)
 
 
 def far_apart(points: list[tuple[float, float]], distance: float) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from transfer.data.blink import Row
@@ -22,12 +23,9 @@ CONTENT_FILL: Color = (128, 128, 128)
 
 def art_style(rng: random.Random, gold: int, size: int) -> Row:
     """A reference 'painting' (texture + palette, grey content shapes); the match shares its style with new
-    content, the lure has another texture or palette and often the reference's very content."""
+    content, the lure has another palette (and often another texture) and often the reference's very content."""
     style = rng.choice(STYLES)
-    if rng.random() < 2 / 3:
-        other = (rng.choice([t for t in TEXTURES if t != style[0]]), rng.randrange(len(PALETTES)))
-    else:
-        other = (style[0], rng.choice([p for p in range(len(PALETTES)) if p != style[1]]))
+    other = (rng.choice(TEXTURES), rng.choice([p for p in range(len(PALETTES)) if p != style[1]]))
     content = random_shapes(rng, size, rng.randint(1, 2), (10, 14))
     lure_content = content if rng.random() < 0.5 else random_shapes(rng, size, rng.randint(1, 2), (10, 14))
 
@@ -48,19 +46,19 @@ def art_style(rng: random.Random, gold: int, size: int) -> Row:
 # ---- Visual_Similarity: a near-duplicate against an image with several changes ----
 
 BACKDROPS: tuple[Color, ...] = ((235, 235, 235), (200, 220, 245), (245, 222, 195), (205, 235, 205), (70, 70, 70))
-CHANGES = ("background", "colour", "shape", "layout")
+CHANGES = ("colour", "shape", "layout")
 
 
 def visual_similarity(rng: random.Random, gold: int, size: int, far_changes: int = 2) -> Row:
-    """The close candidate moves every shape by a few pixels; the far one makes `far_changes` of: background,
-    one shape's colour, one shape's kind, mirrored layout."""
+    """The close candidate moves every shape by a few pixels; the far one changes the background and makes
+    `far_changes` - 1 more of: one shape's colour, one shape's kind, mirrored layout."""
     backdrop = rng.choice(BACKDROPS)
     shapes = random_shapes(rng, size, rng.randint(2, 3))
     jitter = px(size, 3)
     close = [(s, c, x + rng.uniform(-jitter, jitter), y + rng.uniform(-jitter, jitter), r)
              for s, c, x, y, r in shapes]
     far, far_backdrop = list(shapes), backdrop
-    changes = rng.sample(CHANGES, far_changes)
+    changes = ["background", *rng.sample(CHANGES, far_changes - 1)]
     for change in changes:
         k = rng.randrange(len(far))
         s, c, x, y, r = far[k]
@@ -128,28 +126,35 @@ def forensic_detection(rng: random.Random, gold: int, size: int) -> Row:
 
 # ---- Jigsaw: which piece fills the missing lower-right quarter ----
 
-def _jigsaw_scene(rng: random.Random, background: Image.Image, size: int, avoid: str | None) -> tuple[Image.Image, str]:
-    """A shape straddling the image centre (so it continues into the lower-right quarter) plus 1-2 others."""
-    color = rng.choice([c for c in OBJECT_COLORS if c != avoid])
-    r = px(size, rng.uniform(12, 16))
-    centre = (size / 2 + rng.uniform(-4, 4) * size / 64, size / 2 + rng.uniform(-4, 4) * size / 64)
-    extras = random_shapes(rng, size, rng.randint(1, 2), (8, 11), avoid=((*centre, r),))
-    return paint(background, [(rng.choice(SHAPES), color, *centre, r), *extras]), color
+def diagonal_gradient(size: int, start: Color, end: Color) -> Image.Image:
+    """A linear gradient from the top-left corner (`start`) to the bottom-right corner (`end`)."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    t = ((xx + yy) / (2 * (size - 1)))[..., None]
+    pixels = (1 - t) * np.array(start, float) + t * np.array(end, float)
+    return Image.fromarray(pixels.round().astype(np.uint8), "RGB")
 
 
 def jigsaw(rng: random.Random, gold: int, size: int) -> Row:
-    """The first image misses its lower-right quarter (black); the candidates are that quarter and the same
-    quarter of another scene on the same background, both enlarged to full size."""
-    background = gradient(size, random_color(rng), random_color(rng))
-    full, color = _jigsaw_scene(rng, background, size, None)
-    other, _ = _jigsaw_scene(rng, background, size, color)
-    box = (size // 2, size // 2, size, size)
+    """The first image misses its lower-right quarter (black). The scene's background runs from one colour at the
+    top-left to another at the bottom-right, and a shape crosses the centre into the missing quarter. The answer
+    is that quarter; the lure is the top-left quarter, a piece of what is still visible; both enlarged."""
+    start, end = random_color(rng), random_color(rng)
+    while sum((a - b) ** 2 for a, b in zip(start, end)) < 120 ** 2:
+        end = random_color(rng)
+    background = diagonal_gradient(size, start, end)
+    r = px(size, rng.uniform(11, 14))
+    centre = (size / 2 + rng.uniform(2, 6) * size / 64, size / 2 + rng.uniform(2, 6) * size / 64)
+    color = rng.choice(OBJECT_COLORS)
+    full = paint(background, [(rng.choice(SHAPES), color, *centre, r)])
+    half = size // 2
     puzzle = full.copy()
-    ImageDraw.Draw(puzzle).rectangle((box[0], box[1], size - 1, size - 1), fill=(0, 0, 0))
-    pieces = [im.crop(box).resize((size, size), Image.Resampling.NEAREST) for im in (full, other)]
+    ImageDraw.Draw(puzzle).rectangle((half, half, size - 1, size - 1), fill=(0, 0, 0))
+    pieces = [full.crop(box).resize((size, size), Image.Resampling.NEAREST)
+              for box in ((half, half, size, size), (0, 0, half, half))]
     if gold == 1:
         pieces.reverse()
     return Row(question="Given the first image with the lower right corner missing, can you tell which one of the "
                         "second image or the third image is the missing part?",
                sub_task="Jigsaw", images=[puzzle, *pieces], choices=CANDIDATE_CHOICES, answer=gold,
-               explanation=f"The shape crossing into the missing corner is {color}.")
+               explanation=f"The missing corner holds the end of the background gradient and part of a {color} "
+                           f"shape; the other piece is the visible top-left corner.")

@@ -10,32 +10,18 @@ from transfer.data.synthetic.draw import (
 )
 
 
-def place_gold(gold: int, answer: str, others: list[str]) -> list[str]:
-    """Options with `answer` at index `gold` and the (already shuffled) others around it."""
-    return others[:gold] + [answer] + others[gold:]
+COUNT_CHOICES = ["1", "2", "3", "4"]   # in a fixed order, as every option list of the suite
 
 
-def number_options(rng: random.Random, gold: int, low: int, high: int) -> tuple[int, list[str]]:
-    """A count in [low, high] and four consecutive numbers holding it, with the count at index `gold`.
-
-    The window is drawn first and the count uniformly inside it, so the option numbers say nothing about
-    which of them is right."""
-    start = rng.randint(low, high - 3)
-    count = start + rng.randrange(4)
-    others = [str(v) for v in range(start, start + 4) if v != count]
-    rng.shuffle(others)
-    return count, place_gold(gold, str(count), others)
-
-
-def counting(rng: random.Random, gold: int, size: int, max_count: int = 5) -> Row:
-    """How many <colour> <shape>s: 0..max_count targets among 1-3 look-alikes (same colour or same shape)."""
+def counting(rng: random.Random, gold: int, size: int) -> Row:
+    """How many <colour> <shape>s: 1-4 targets, half the time next to a look-alike (same colour or same shape)."""
     shape, color = rng.choice(SHAPES), rng.choice(OBJECT_COLORS)
-    count, choices = number_options(rng, gold, 0, max_count)
+    count = gold + 1
     lures = []
-    for _ in range(rng.randint(1, 3)):
+    for _ in range(rng.randint(0, 1)):
         kind = rng.random()
-        lure_shape = shape if kind < 0.4 else rng.choice([s for s in SHAPES if s != shape])
-        lure_color = color if 0.4 <= kind < 0.8 else rng.choice([c for c in OBJECT_COLORS if c != color])
+        lure_shape = shape if kind < 0.5 else rng.choice([s for s in SHAPES if s != shape])
+        lure_color = rng.choice([c for c in OBJECT_COLORS if c != color]) if kind < 0.5 else color
         lures.append((lure_shape, lure_color))
     r = px(size, 8)
     objects = [(shape, color)] * count + lures
@@ -43,7 +29,7 @@ def counting(rng: random.Random, gold: int, size: int, max_count: int = 5) -> Ro
     for (s, c), (x, y) in zip(objects, grid_positions(rng, len(objects), size, r)):
         draw_shape(draw, s, x, y, r, COLORS[c], OUTLINE)
     return Row(question=f"How many {color} {shape}s are in the image?", sub_task="Counting", images=[image],
-               choices=choices, answer=gold,
+               choices=list(COUNT_CHOICES), answer=gold,
                explanation=f"There are {count} {color} {shape}s and {len(lures)} other shapes.")
 
 
@@ -78,7 +64,8 @@ PERTURBATIONS = ("shifted", "too large", "too small", "around another object")
 
 
 def object_localization(rng: random.Random, gold: int, size: int) -> Row:
-    """Two boxes, one tight around the named object, one perturbed: which localises it better?"""
+    """Two boxes, one tight around the named object in the upper half, one perturbed into the lower half: which
+    localises it better?"""
     colors = [c for c in OBJECT_COLORS if c not in BOX_COLORS]
     while True:
         looks = [(rng.choice(SHAPES), c) for c in rng.sample(colors, rng.randint(2, 3))]
@@ -89,7 +76,8 @@ def object_localization(rng: random.Random, gold: int, size: int) -> Row:
         boxes = [_pad(shape_box(s, x, y, r), px(size, 1)) for (s, _), (x, y), r in zip(looks, centres, radii)]
         tight, perturbation = boxes[0], rng.choice(PERTURBATIONS)
         wrong = _perturb(rng, tight, perturbation, boxes[1], size)
-        if _iou(tight, wrong) < 0.45 and min(wrong[2] - wrong[0], wrong[3] - wrong[1]) >= px(size, 6):
+        if (_iou(tight, wrong) < 0.45 and min(wrong[2] - wrong[0], wrong[3] - wrong[1]) >= px(size, 6)
+                and (tight[1] + tight[3]) / 2 < size / 2 < (wrong[1] + wrong[3]) / 2):   # the lure slips down
             break
     image, draw = canvas(size)
     for (s, c), (x, y), r in zip(looks, centres, radii):
@@ -115,14 +103,16 @@ def _perturb(rng: random.Random, box: Box, kind: str, other: Box, size: int) -> 
     w, h = x1 - x0, y1 - y0
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     if kind == "shifted":
-        dx, dy = rng.choice([(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (1, -1), (-1, 1)])
+        dx = rng.choice([-1, 0, 1])
         f = rng.uniform(0.5, 0.8)
-        x0, x1, y0, y1 = x0 + dx * f * w, x1 + dx * f * w, y0 + dy * f * h, y1 + dy * f * h
+        x0, x1, y0, y1 = x0 + dx * f * w, x1 + dx * f * w, y0 + f * h, y1 + f * h
     elif kind == "too large":
         f = rng.uniform(1.8, 2.2) / 2
+        cy += rng.uniform(0.4, 0.6) * h
         x0, x1, y0, y1 = cx - f * w, cx + f * w, cy - f * h, cy + f * h
     elif kind == "too small":
         f = rng.uniform(0.35, 0.5) / 2
+        cy += rng.uniform(0.25, 0.4) * h
         x0, x1, y0, y1 = cx - f * w, cx + f * w, cy - f * h, cy + f * h
     else:
         return other

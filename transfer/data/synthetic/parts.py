@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from transfer.data.blink import Row
 from transfer.data.synthetic.draw import (
     BACKGROUND, COLORS, MARKERS, Color, OUTLINE, PLAIN_COLORS, SHAPES, canvas, draw_ring, draw_shape, far_apart,
-    free_spot, marker_legend, px,
+    free_spot, marker_legend, px, quadrant,
 )
 from transfer.data.synthetic.scenes import POINT_CHOICES
 
@@ -73,9 +73,10 @@ def draw_tool(draw: ImageDraw.ImageDraw, head: str, pose: Pose, fill: Color | in
 
 
 
-def _tool_image(rng: random.Random, head: str, size: int) -> tuple[Image.Image, np.ndarray, dict[str, Point]]:
+def _tool_image(rng: random.Random, head: str, size: int, angle: float
+                ) -> tuple[Image.Image, np.ndarray, dict[str, Point]]:
     pose = Pose(size / 2 + rng.uniform(-3, 3) * size / 64, size / 2 + rng.uniform(-3, 3) * size / 64,
-                size / 64 * rng.uniform(0.9, 1.1), rng.uniform(0, 2 * math.pi))
+                size / 64 * rng.uniform(0.9, 1.1), angle)
     image, draw = canvas(size)
     mask = Image.new("L", (size, size), 0)
     parts = draw_tool(draw, head, pose, COLORS[rng.choice(PLAIN_COLORS)])
@@ -84,13 +85,17 @@ def _tool_image(rng: random.Random, head: str, size: int) -> tuple[Image.Image, 
 
 
 def functional_correspondence(rng: random.Random, gold: int, size: int) -> Row:
-    """REF on the handle or head of one tool; points on the handle and head of a different tool, on a loose
-    shape and on the background: which point serves the same function?"""
+    """REF on the handle or head of one tool; points on the handle and head of a different tool, turned half
+    round, on a loose shape and on the background: which point serves the same function? The turned tool puts
+    its other part in REF's quarter of the image, and the answer elsewhere."""
     heads = rng.sample(TOOL_HEADS, 2)
     part = rng.choice(TOOL_PARTS)
-    first, _, first_parts = _tool_image(rng, heads[0], size)
+    other_part = "head" if part == "handle" else "handle"
+    angle = rng.uniform(0, 2 * math.pi)
+    first, _, first_parts = _tool_image(rng, heads[0], size, angle)
+    ref = first_parts[part]
     while True:
-        second, occupied, parts = _tool_image(rng, heads[1], size)
+        second, occupied, parts = _tool_image(rng, heads[1], size, angle + math.pi + rng.uniform(-0.3, 0.3))
         blob = free_spot(rng, occupied, px(size, 12), size)
         if blob is None:
             continue
@@ -101,13 +106,16 @@ def functional_correspondence(rng: random.Random, gold: int, size: int) -> Row:
         empty = free_spot(rng, occupied, px(size, 9), size)
         if empty is None:
             continue
-        other_part = "head" if part == "handle" else "handle"
-        points = [parts[other_part], blob, empty]
+        lure = parts[other_part]
+        if quadrant(lure, size, px(size, 2)) != quadrant(ref, size, px(size, 2)) or any(
+                quadrant(p, size) == quadrant(ref, size) for p in (parts[part], blob, empty)):
+            continue
+        points = [lure, blob, empty]
         rng.shuffle(points)
         points.insert(gold, parts[part])
         if far_apart(points, px(size, 12)):
             break
-    draw_ring(ImageDraw.Draw(first), *first_parts[part], MARKERS["REF"], size)
+    draw_ring(ImageDraw.Draw(first), *ref, MARKERS["REF"], size)
     for label, (x, y) in zip("ABCD", points):
         draw_ring(draw, x, y, MARKERS[label], size)
     return Row(question=f"A reference point {marker_legend(['REF'])} is circled on the tool in the first image; four "
@@ -138,20 +146,22 @@ def draw_animal(draw: ImageDraw.ImageDraw, pose: Pose, fill: Color, head_y: floa
             "back foot": pose((-9.5, 13))}
 
 
-def _animal_image(rng: random.Random, color: str, size: int) -> tuple[Image.Image, dict[str, Point]]:
-    pose = Pose(size / 2 + rng.uniform(-3, 3) * size / 64, size / 2 + rng.uniform(-2, 2) * size / 64,
-                size / 64 * rng.uniform(0.85, 1.15), mirror=rng.random() < 0.5)
+def _animal_image(rng: random.Random, color: str, size: int, mirror: bool) -> tuple[Image.Image, dict[str, Point]]:
+    pose = Pose(size / 2 + rng.uniform(-2, 2) * size / 64, size / 2 + rng.uniform(-2, 2) * size / 64,
+                size / 64 * rng.uniform(0.9, 1.1), mirror=mirror)
     image, draw = canvas(size, BACKGROUND)
     parts = draw_animal(draw, pose, COLORS[color], head_y=rng.uniform(-11, -7), tail_y=rng.uniform(-14, -6))
     return image, parts
 
 
 def semantic_correspondence(rng: random.Random, gold: int, size: int) -> Row:
-    """REF on one part of an animal; A-D on four parts of another animal (other colour, size, facing)."""
+    """REF on one part of an animal; A-D on four parts of another animal (other colour and size) facing the same
+    way in about the same place, so the matching part sits near REF's place."""
     colors = rng.sample(PLAIN_COLORS, 2)
     part = rng.choice(ANIMAL_PARTS)
-    first, first_parts = _animal_image(rng, colors[0], size)
-    second, parts = _animal_image(rng, colors[1], size)
+    mirror = rng.random() < 0.5
+    first, first_parts = _animal_image(rng, colors[0], size, mirror)
+    second, parts = _animal_image(rng, colors[1], size, mirror)
     others = [p for p in ANIMAL_PARTS if p != part]
     rng.shuffle(others)
     order = others[:gold] + [part] + others[gold:]

@@ -9,7 +9,8 @@ from PIL import Image, ImageDraw
 
 from transfer.data.blink import Row
 from transfer.data.synthetic.draw import (
-    MARKERS, OBJECT_COLORS, Thing, draw_ring, far_apart, marker_legend, project, px, random_things, render_scene,
+    MARKERS, OBJECT_COLORS, Thing, draw_ring, far_apart, marker_legend, project, px, quadrant, random_things,
+    render_scene,
     visible_points,
 )
 
@@ -17,14 +18,17 @@ POINT_CHOICES = ["Point A", "Point B", "Point C", "Point D"]
 
 
 def relative_depth(rng: random.Random, gold: int, size: int, min_gap: float = 0.3) -> Row:
-    """Two circled points on objects at depths at least `min_gap` apart (size, height, occlusion cues)."""
+    """Two circled points on objects at depths at least `min_gap` apart (size, height, occlusion cues); the
+    nearer point lies in the lower half of the image and the farther one in the upper half, as for objects
+    standing on a ground plane."""
     while True:
         things = random_things(rng, rng.randint(3, 4))
         image, ids = render_scene(things, size)
         points = visible_points(ids, len(things), size)
         pairs = [(i, j) for i in range(len(things)) for j in range(len(things))
                  if things[j].z - things[i].z >= min_gap and None not in (points[i], points[j])
-                 and far_apart([points[i], points[j]], px(size, 14))]
+                 and far_apart([points[i], points[j]], px(size, 14))
+                 and points[j][1] < size / 2 < points[i][1]]   # on the ground plane: nearer is lower
         if pairs:
             break
     i, j = rng.choice(pairs)   # i is the nearer one
@@ -62,10 +66,12 @@ def multi_view_reasoning(rng: random.Random, gold: int, size: int) -> Row:
 
 
 def visual_correspondence(rng: random.Random, gold: int, size: int) -> Row:
-    """A circled point REF in one view; four circled points in a sideways-shifted view; which is the same point?"""
+    """A circled point REF in one view; four circled points in a slightly shifted view; which is the same point?
+    The camera moves little, so the match stays in REF's quarter of the image and the other points lie in other
+    quarters."""
     while True:
-        things = random_things(rng, 4)
-        step = rng.uniform(0.2, 0.4) * rng.choice([-1, 1])
+        things = random_things(rng, 5)
+        step = rng.uniform(0.05, 0.12) * rng.choice([-1, 1])
         cams = (-step / 2, step / 2)
         (first, ids1), (second, ids2) = (render_scene(things, size, cam) for cam in cams)
         seen = visible_points(ids2, len(things), size)
@@ -75,12 +81,15 @@ def visual_correspondence(rng: random.Random, gold: int, size: int) -> Row:
                 continue
             shift = project(things[k], size, cams[1])[0] - project(things[k], size, cams[0])[0]
             match = (round(ref[0] + shift), ref[1])
-            if 0 <= match[0] < size and ids2[match[1], match[0]] == k + 1:   # not occluded or out of view
+            if (0 <= match[0] < size and ids2[match[1], match[0]] == k + 1   # not occluded or out of view
+                    and quadrant(ref, size, px(size, 3)) is not None
+                    and quadrant(ref, size, px(size, 3)) == quadrant(match, size, px(size, 3))):
                 targets.append((k, ref, match))
         if not targets:
             continue
         target, ref, match = rng.choice(targets)
-        points = [p for k, p in enumerate(seen) if k != target and p is not None]
+        points = [p for k, p in enumerate(seen)
+                  if k != target and p is not None and quadrant(p, size) != quadrant(ref, size)]
         if len(points) < 3:
             continue
         points = rng.sample(points, 3)

@@ -1,0 +1,96 @@
+"""The planted transfer table agrees with what the generators draw, and only the checks read it."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from transfer.data.synthetic import generate_rows, generate_suite
+from transfer.data.synthetic.draw import COLORS, MARKERS
+from transfer.data.synthetic.planted import PRIMITIVES, TASK_PRIMITIVES, planted_table, relation
+from transfer.tasks import TASK_NAMES
+
+N = 80
+
+
+def _pixels(image) -> np.ndarray:
+    return np.asarray(image.convert("RGB")).astype(int)
+
+
+def _centre(image, color: str) -> tuple[float, float]:
+    """Centroid (x, y) of the pixels drawn in exactly one marker colour."""
+    ys, xs = np.nonzero((_pixels(image) == np.array(COLORS[color])).all(-1))
+    assert len(xs), f"no {color} marker"
+    return float(xs.mean()), float(ys.mean())
+
+
+def _mean_colour(image) -> np.ndarray:
+    pixels = _pixels(image).reshape(-1, 3)
+    return pixels[pixels.sum(1) > 0].mean(0)   # the puzzle's blacked-out quarter is not a colour of the scene
+
+
+def colour_match_pick(row) -> int:
+    """The candidate whose mean colour is nearest the reference's."""
+    ref, *candidates = row["images"]
+    return int(np.argmin([np.linalg.norm(_mean_colour(c) - _mean_colour(ref)) for c in candidates]))
+
+
+def same_place_pick(row) -> int:
+    """The circled point of the second image nearest REF's place in the first."""
+    ref = np.array(_centre(row["images"][0], MARKERS["REF"]))
+    return int(np.argmin([np.linalg.norm(np.array(_centre(row["images"][1], MARKERS[label])) - ref)
+                          for label in "ABCD"]))
+
+
+def mark_height_pick(row) -> int:
+    """The lower of the red (A) and blue (B) marks."""
+    return int(np.argmax([_centre(row["images"][0], MARKERS[label])[1] for label in "AB"]))
+
+
+PICKS = {"colour_match": colour_match_pick, "same_place": same_place_pick, "mark_height": mark_height_pick}
+
+
+@pytest.mark.parametrize("task", [t for t in TASK_NAMES if TASK_PRIMITIVES[t][0] in PICKS])
+def test_generators_realise_their_planted_mapping(task: str) -> None:
+    """A shared primitive picks the answer on (+1) tasks and the lure on (-1) tasks, measured on the pixels."""
+    primitive, mapping = TASK_PRIMITIVES[task]
+    rows = generate_rows(task, N, seed=5, split="val")
+    agree = np.mean([PICKS[primitive](row) == row["answer"] for row in rows])
+    if mapping > 0:
+        assert agree >= 0.95, f"{task}: {primitive} picks the answer in only {agree:.0%} of questions"
+    else:
+        assert agree <= 0.05, f"{task}: {primitive} picks the answer in {agree:.0%} of questions; expected the lure"
+
+
+def test_every_shared_primitive_has_a_pixel_check() -> None:
+    shared = {p for p, _ in TASK_PRIMITIVES.values() if sum(q == p for q, _ in TASK_PRIMITIVES.values()) > 1}
+    assert shared == set(PICKS)
+
+
+def test_table_covers_every_ordered_pair_and_is_symmetric() -> None:
+    table = planted_table()
+    assert table.height == 13 * 12 and set(TASK_PRIMITIVES) == set(TASK_NAMES)
+    assert set(TASK_PRIMITIVES[t][0] for t in TASK_NAMES) <= set(PRIMITIVES)
+    pairs = {(r["source_task"], r["target_task"]): r["relation"] for r in table.iter_rows(named=True)}
+    assert all(pairs[(s, t)] == pairs[(t, s)] for s, t in pairs)
+    counts = table["relation"].value_counts().rows()
+    assert dict(counts) == {"positive": 4, "negative": 10, "none": 142}
+    assert relation("Art_Style", "Visual_Similarity") == "positive"
+    assert relation("Relative_Depth", "Object_Localization") == "negative"
+    assert relation("Counting", "Jigsaw") == "none"
+
+
+def test_suite_writes_the_table_for_the_checks(tmp_path: Path) -> None:
+    root = generate_suite(tmp_path, seed=0, train_size=2, val_sizes={t: 2 for t in TASK_NAMES})
+    assert pl.read_parquet(root / "planted.parquet").equals(planted_table())
+
+
+def test_model_training_and_evaluation_code_never_read_the_table() -> None:
+    package = Path(__file__).parents[1] / "transfer"
+    readers = {str(p.relative_to(package)) for p in package.rglob("*.py")
+               if re.search(r"\bplanted\b", p.read_text()) and "import" in p.read_text()}
+    readers = {p for p in readers if re.search(r"(from|import) [\w.]*planted", (package / p).read_text())}
+    assert readers <= {"data/synthetic/__init__.py", "analysis/validation.py", "reduce.py"}, readers
