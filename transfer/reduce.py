@@ -67,6 +67,7 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: dict | None = None, analysis: dict 
                  n_boot: int = 1000) -> dict:
     """Build every reduce output of `sweep_dir` into `sweep_dir/reduce/`; returns a short summary."""
     from transfer.analysis import analyze
+    from transfer.analysis.validation import write_validation
     from transfer.pgf import check_consistent, pgf_long
     from transfer.atomic import write_json, write_parquet
     from transfer.records import PREDICTIONS, failed_cells, read_sweep
@@ -98,6 +99,7 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: dict | None = None, analysis: dict 
     predictions = read_sweep(sweep_dir, PREDICTIONS).filter(pl.col("model").is_in(with_base))
     intervals = cell_intervals(predictions, n_boot=n_boot)
     write_parquet(intervals, out / "pgf_cells.parquet")
+    write_validation(intervals, long, scores.filter(pl.col("model").is_in(with_base)), out)   # summary.json
     accuracy = scores.filter(pl.col("model").is_in(with_base)).select(
         "model", "source_task", "target_task", "seed", "accuracy", "chance")
     result = analyze(long.select("model", "source_task", "target_task", pl.col("seed").cast(pl.String), "pgf"),

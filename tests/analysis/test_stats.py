@@ -8,6 +8,7 @@ import pytest
 
 from transfer.pgf import pgf_long
 from transfer.stats import (
+    _bootstrap_block,
     cell_intervals,
     paired_bootstrap_pgf,
     permutation_test,
@@ -79,6 +80,19 @@ def test_permutation_test_detects_a_shift_and_is_calibrated():
     assert np.histogram(pvals, bins=5, range=(0, 1))[0].min() > 30   # roughly uniform (60 per bin expected)
 
 
+@pytest.mark.parametrize("alternative", ["greater", "less"])
+def test_permutation_test_is_calibrated_for_a_few_cells_against_many(alternative):
+    # The planted-pair test of summary.json: a handful of cells against ~140 unplanted, skewed values.
+    rng = np.random.default_rng(4)
+    pvals = np.array([permutation_test(rng.lognormal(size=4), rng.lognormal(size=142), alternative, 200, rng)[1]
+                      for _ in range(300)])
+    assert 0.02 <= (pvals < 0.05).mean() <= 0.09                  # binomial sd at 300 draws ≈ 0.013
+    assert 0.4 <= (pvals < 0.5).mean() <= 0.6
+    shift = 2.0 if alternative == "greater" else -2.0
+    _, p = permutation_test(rng.normal(shift, 1, 4), rng.normal(0, 1, 142), alternative, 2000, rng)
+    assert p < 0.01
+
+
 def test_pgf_from_counts_worked_examples_and_perfect_base():
     # paper.md §1: 90 % → 93 % gives 0.30; 40 % → 50 % gives 0.17
     assert pgf_from_counts(93, 90, 100) == pytest.approx(0.30)
@@ -104,6 +118,33 @@ def test_paired_bootstrap_covers_the_true_pgf_at_the_nominal_rate():
         assert lo <= mean <= hi
         hits.append(lo <= 0.25 <= hi)
     assert 0.90 <= np.mean(hits) <= 0.985                    # nominal 0.95; binomial sd ≈ 0.013
+
+
+# (P(ft right | base right), P(ft right | base wrong)): pure gain, net loss, mixed, large loss, no change
+BLOCK_CELLS = np.array([(1.0, 0.25), (0.8, 0.1), (0.9, 0.3), (0.7, 0.0), (0.95, 0.05)])
+
+
+def test_bootstrap_block_covers_pgf_and_dacc_with_gains_and_losses():
+    # Finetuning may also break answers the base got right. With base accuracy b and the two conditional
+    # probabilities, the population accuracy is a = b·keep + (1 − b)·gain: true Δacc = a − b and true
+    # PGF = (a − b) / (1 − b). Five cells share each replicate's 150 fresh questions, as in cell_intervals.
+    rng = np.random.default_rng(0)
+    p_base, n = 0.5, 150
+    keep, gain = BLOCK_CELLS[:, :1, None], BLOCK_CELLS[:, 1:, None]                  # (cells, 1, 1)
+    acc = p_base * BLOCK_CELLS[:, 0] + (1 - p_base) * BLOCK_CELLS[:, 1]
+    true_dacc, true_pgf = acc - p_base, (acc - p_base) / (1 - p_base)
+    hits = {"pgf": [], "dacc": []}
+    for _ in range(300):
+        base = rng.random(n) < p_base
+        u = rng.random((len(BLOCK_CELLS), 1, n))
+        ft = np.where(base, u < keep, u < gain).astype(float)
+        out = _bootstrap_block(base.astype(float), ft, 400, rng)
+        hits["pgf"].append((out["ci_low"] <= true_pgf) & (true_pgf <= out["ci_high"]))
+        hits["dacc"].append((out["dacc_low"] <= true_dacc) & (true_dacc <= out["dacc_high"]))
+    for name, cell_hits in hits.items():
+        rate = np.mean(cell_hits, axis=0)                                              # per cell
+        assert ((0.88 <= rate) & (rate <= 0.995)).all(), (name, rate)                  # binomial sd ≈ 0.013
+        assert 0.92 <= rate.mean() <= 0.97, (name, rate)
 
 
 def test_paired_bootstrap_with_seeds_two_levels_is_conservative_questions_only_is_nominal():
