@@ -8,7 +8,7 @@ export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install sweep reduce test test-all bench bench-gpu browser slurm-up slurm-down sync clean-outputs
+.PHONY: help install sweep science reduce test test-all bench bench-gpu browser slurm-up slurm-down sync clean-outputs
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,6 +23,10 @@ install: $(STAMP)  ## create .venv and install the project (torch pinned, no tor
 
 sweep: install  ## run the embedded grid (3 families x 14 cells) and the reducer
 	$(PY) -m transfer.run $(GRID) $(if $(SWEEP),sweep=$(SWEEP))
+
+science: install  ## the 4-seed validation grid + reducer, then the slow test that checks summary.json's targets
+	$(PY) -m transfer.run $(GRID) seed=0,1,2,3 sweep=science
+	$(PY) -m pytest -q -m slow tests/test_science.py
 
 reduce: install  ## PGF matrices + report of the most recent sweep (SWEEP=NAME for another)
 	$(PY) -m transfer.reduce $(if $(SWEEP),sweep=$(SWEEP))
