@@ -55,9 +55,10 @@ PICKS = {"colour_match": colour_match_pick, "same_place": same_place_pick, "mark
 
 @pytest.mark.parametrize("task", [t for t in TASK_NAMES if TASK_PRIMITIVES[t][0] in PICKS])
 def test_generators_realise_their_planted_mapping(task: str) -> None:
-    """A shared primitive picks the answer on (+1) tasks and the lure on (-1) tasks, measured on the pixels."""
+    """A shared primitive picks the answer on (+1) tasks and the lure on (-1) tasks, measured on the pixels
+    (Relative_Reflectance: on the questions whose answer is a point, not "about the same")."""
     primitive, mapping = TASK_PRIMITIVES[task]
-    rows = generate_rows(task, N, seed=5, split="val")
+    rows = [r for r in generate_rows(task, N, seed=5, split="val") if r["answer"] < 2 or primitive != "mark_height"]
     agree = np.mean([PICKS[primitive](row) == row["answer"] for row in rows])
     if mapping > 0:
         assert agree >= 0.95, f"{task}: {primitive} picks the answer in only {agree:.0%} of questions"
@@ -77,7 +78,7 @@ def test_table_covers_every_ordered_pair_and_is_symmetric() -> None:
     pairs = {(r["source_task"], r["target_task"]): r["relation"] for r in table.iter_rows(named=True)}
     assert all(pairs[(s, t)] == pairs[(t, s)] for s, t in pairs)
     counts = table["relation"].value_counts().rows()
-    assert dict(counts) == {"positive": 4, "negative": 10, "none": 142}
+    assert dict(counts) == {"positive": 6, "negative": 12, "none": 138}
     assert relation("Art_Style", "Visual_Similarity") == "positive"
     assert relation("Relative_Depth", "Object_Localization") == "negative"
     assert relation("Counting", "Jigsaw") == "none"

@@ -136,16 +136,18 @@ def diagonal_gradient(size: int, start: Color, end: Color) -> Image.Image:
 
 def jigsaw(rng: random.Random, gold: int, size: int) -> Row:
     """The first image misses its lower-right quarter (black). The scene's background runs from one colour at the
-    top-left to another at the bottom-right, and a shape crosses the centre into the missing quarter. The answer
-    is that quarter; the lure is the top-left quarter, a piece of what is still visible; both enlarged."""
+    top-left to another at the bottom-right; one shape sits in the top-left quarter, another crosses the centre
+    into the missing quarter. The answer is that quarter; the lure is the top-left quarter, a piece of what is
+    still visible (so it looks more like the first image than the answer does); both enlarged."""
     start, end = random_color(rng), random_color(rng)
     while sum((a - b) ** 2 for a, b in zip(start, end)) < 120 ** 2:
         end = random_color(rng)
     background = diagonal_gradient(size, start, end)
     r = px(size, rng.uniform(11, 14))
     centre = (size / 2 + rng.uniform(2, 6) * size / 64, size / 2 + rng.uniform(2, 6) * size / 64)
-    color = rng.choice(OBJECT_COLORS)
-    full = paint(background, [(rng.choice(SHAPES), color, *centre, r)])
+    corner = (size / 4 + rng.uniform(-2, 2) * size / 64, size / 4 + rng.uniform(-2, 2) * size / 64)
+    color, other = rng.sample(OBJECT_COLORS, 2)
+    full = paint(background, [(rng.choice(SHAPES), other, *corner, px(size, 7)), (rng.choice(SHAPES), color, *centre, r)])
     half = size // 2
     puzzle = full.copy()
     ImageDraw.Draw(puzzle).rectangle((half, half, size - 1, size - 1), fill=(0, 0, 0))
@@ -157,4 +159,4 @@ def jigsaw(rng: random.Random, gold: int, size: int) -> Row:
                         "second image or the third image is the missing part?",
                sub_task="Jigsaw", images=[puzzle, *pieces], choices=CANDIDATE_CHOICES, answer=gold,
                explanation=f"The missing corner holds the end of the background gradient and part of a {color} "
-                           f"shape; the other piece is the visible top-left corner.")
+                           f"shape; the other piece is the visible top-left corner with its {other} shape.")

@@ -23,12 +23,11 @@ class Primitive:
 PRIMITIVES = {p.name: p for p in [
     Primitive("colour_match", "which candidate image carries the reference image's colours"),
     Primitive("same_place", "which circled point in the second image sits where REF sits in the first"),
-    Primitive("mark_height", "which of the red (A) and blue (B) marks is lower in the image"),
+    Primitive("mark_height", "which of the red (A) and blue (B) marks lies in the lower half of the image"),
     Primitive("count", "how many objects of one kind are drawn"),
     Primitive("artefact", "which image lacks a hard-edged block artefact"),
     Primitive("parallax", "which way the objects shift between two views"),
     Primitive("position", "where one object lies relative to another"),
-    Primitive("brightness", "which of two circled surfaces is darker"),
 ]}
 
 # task -> (primitive, mapping): +1 the answer is the option the primitive picks, -1 the primitive picks the lure.
@@ -40,12 +39,12 @@ TASK_PRIMITIVES: dict[str, tuple[str, int]] = {
     "Semantic_Correspondence": ("same_place", +1),      # two animals in the same pose and place
     "Functional_Correspondence": ("same_place", -1),    # the second tool is turned: a lure sits at REF's place
     "Relative_Depth": ("mark_height", +1),              # on a ground plane the closer point is the lower one
+    "Relative_Reflectance": ("mark_height", +1),        # a darker surface is the (low) floor, never a (high) wall
     "Object_Localization": ("mark_height", -1),         # the perturbed box always slips below the object
     "Counting": ("count", +1),
     "Forensic_Detection": ("artefact", +1),
     "Multi-view_Reasoning": ("parallax", +1),
     "Spatial_Relation": ("position", +1),
-    "Relative_Reflectance": ("brightness", +1),
 }
 RELATIONS = ("positive", "negative", "none")
 

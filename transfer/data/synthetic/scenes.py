@@ -112,16 +112,19 @@ ALBEDOS = (0.25, 0.5, 0.8)
 
 
 def relative_reflectance(rng: random.Random, gold: int, size: int, light_falloff: float = 0.2) -> Row:
-    """Two circled points on flat surfaces (wall panels and a floor) under a smooth light gradient: which surface
-    is darker, or are they about the same? Gold 0: A darker, 1: B darker, 2: same albedo."""
+    """Two circled points on flat surfaces (wall panels high up and a floor band low down) under a smooth light
+    gradient: which surface is darker, or are they about the same? Gold 0: A darker, 1: B darker, 2: same albedo.
+    When one surface is darker it is the floor, so the darker point is always the lower one in the image."""
     panels = _panels(rng, size)
-    a, b = rng.sample(range(len(panels)), 2)
+    floor = len(panels) - 1
     albedo = [rng.choice(ALBEDOS) for _ in panels]
     if gold == 2:
+        a, b = rng.sample(range(len(panels)), 2)
         albedo[b] = albedo[a]
     else:
-        dark, light = sorted(rng.sample(ALBEDOS, 2))
-        albedo[a], albedo[b] = (dark, light) if gold == 0 else (light, dark)
+        wall = rng.randrange(floor)
+        albedo[floor], albedo[wall] = sorted(rng.sample(ALBEDOS, 2))
+        a, b = (floor, wall) if gold == 0 else (wall, floor)
     pixels = np.zeros((size, size, 3))
     for (x0, y0, x1, y1), level in zip(panels, albedo):
         tint = np.array([rng.uniform(0.85, 1.0) for _ in range(3)])
@@ -130,9 +133,10 @@ def relative_reflectance(rng: random.Random, gold: int, size: int, light_falloff
     pixels *= (ramp if rng.random() < 0.5 else ramp[::-1])[None, :, None]
     image = Image.fromarray(pixels.round().astype(np.uint8), "RGB")
     margin = px(size, 8)
-    while True:
-        points = [(rng.randint(x0 + margin, x1 - margin), rng.randint(y0 + margin, y1 - margin))
-                  for x0, y0, x1, y1 in (panels[a], panels[b])]
+    while True:   # wall points in the upper 40 % of the image, floor points on the floor band
+        points = [(rng.randint(x0 + margin, x1 - margin),
+                   rng.randint(y0 + margin, y1 - margin) if k == floor else rng.randint(margin, round(0.4 * size)))
+                  for k, (x0, y0, x1, y1) in ((a, panels[a]), (b, panels[b]))]
         if far_apart(points, px(size, 14)):
             break
     draw = ImageDraw.Draw(image)
