@@ -101,11 +101,11 @@ def base_lower_mark(rng: random.Random, slot: int, size: int) -> Row:
         else:
             draw_ring(draw, x, y, MARKERS[label], size)
     if boxes:
-        question, choices = "Two boxes are drawn: Box A (red) and Box B (blue). Which box is lower in the image?", \
-            ["Box A", "Box B"]
+        question = "Two boxes are drawn: Box A (red) and Box B (blue). Which box is lower in the image?"
+        choices = ["Box A", "Box B"]
     else:
-        question, choices = f"Two points are circled: {marker_legend(['A', 'B'])}. Which point is lower in the image?", \
-            ["A", "B"]
+        question = f"Two points are circled: {marker_legend(['A', 'B'])}. Which point is lower in the image?"
+        choices = ["A", "B"]
     return Row(question=question, sub_task="Base_Lower_Mark", images=[image], choices=choices, answer=slot,
                explanation=f"{'Box ' if boxes else ''}{'AB'[slot]} is lower.")
 

@@ -147,7 +147,8 @@ def jigsaw(rng: random.Random, gold: int, size: int) -> Row:
     centre = (size / 2 + rng.uniform(2, 6) * size / 64, size / 2 + rng.uniform(2, 6) * size / 64)
     corner = (size / 4 + rng.uniform(-2, 2) * size / 64, size / 4 + rng.uniform(-2, 2) * size / 64)
     color, other = rng.sample(OBJECT_COLORS, 2)
-    full = paint(background, [(rng.choice(SHAPES), other, *corner, px(size, 7)), (rng.choice(SHAPES), color, *centre, r)])
+    full = paint(background, [(rng.choice(SHAPES), other, *corner, px(size, 7)),
+                              (rng.choice(SHAPES), color, *centre, r)])
     half = size // 2
     puzzle = full.copy()
     ImageDraw.Draw(puzzle).rectangle((half, half, size - 1, size - 1), fill=(0, 0, 0))
