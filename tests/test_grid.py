@@ -43,6 +43,27 @@ def test_three_finite_13x13_matrices(grid):
     assert pl.read_parquet(sweep / "reduce" / "missing.parquet").is_empty()
 
 
+def test_validation_summary_and_planted_table(grid):
+    """summary.json: every family, numbers per key, counts within the grid; planted.parquet for the synthetic suite."""
+    import json
+
+    from transfer.data.synthetic.planted import planted_table
+
+    sweep, _ = grid
+    summary = json.loads((sweep / "reduce" / "summary.json").read_text())
+    assert sorted(summary) == sorted(MODELS)
+    for values in summary.values():
+        assert values["n_seeds"] == 1 and values["off_diagonal_cells"] == 13 * 12
+        assert 0 <= values["base_above_chance"] <= 13 and 0 <= values["diag_significant"] <= 13
+        assert 0 <= values["planted_positive_p"] <= 1 and 0 <= values["planted_negative_p"] <= 1
+        assert values["seed_spearman"] is None   # one seed: no halves to compare
+    assert pl.read_parquet(sweep / "reduce" / "planted.parquet").equals(planted_table())
+    cells = pl.read_parquet(sweep / "reduce" / "pgf_cells.parquet")
+    assert {"pgf_mean", "pgf_std", "ci_low", "ci_high", "n_seeds", "dacc_mean", "dacc_low", "dacc_high"} <= set(
+        cells.columns)
+    assert cells.height == 3 * 13 * 13 and (cells["ci_low"] <= cells["ci_high"]).all()
+
+
 def test_pgf_uses_the_none_baseline(grid):
     sweep, _ = grid
     cells = sweep / "cells" / "qwen"
