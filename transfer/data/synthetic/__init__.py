@@ -7,14 +7,12 @@ the same seed gives byte-identical files.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import random
 from collections.abc import Callable
 from pathlib import Path
 
+from transfer.atomic import write_json, write_parquet
 from transfer.data.blink import Row, write_split
-from transfer.atomic import write_parquet
 from transfer.data.synthetic import images, objects, parts, scenes
 from transfer.data.synthetic.planted import planted_table
 from transfer.tasks import TASK_NAMES, TASKS
@@ -91,14 +89,7 @@ def generate_suite(root: str | Path, *, seed: int, train_size: int, val_sizes: d
             write_split(root, task, split, rows)
     manifest = {"seed": seed, "train_size": train_size, "val_sizes": {t: sizes[t]["val"] for t in tasks},
                 "image_size": image_size, "tasks": tasks, "code_sha256": code_fingerprint()}
-    write_json(root / "suite.json", manifest)
+    write_json(manifest, root / "suite.json")
     write_parquet(planted_table(), root / "planted.parquet")   # for the checks only; no model code reads it
     return root
 
-
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (temp file in the same directory + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
