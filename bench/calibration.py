@@ -19,7 +19,7 @@ import polars as pl  # noqa: E402
 
 from transfer.analysis.validation import is_synthetic, validation_summary  # noqa: E402
 from transfer.data.synthetic.planted import planted_table  # noqa: E402
-from transfer.evaluate import CALIBRATIONS, calibrate  # noqa: E402
+from transfer.evaluate import CALIBRATIONS, predict  # noqa: E402
 from transfer.pgf import pgf_long  # noqa: E402
 from transfer.records import PREDICTIONS, read_sweep  # noqa: E402
 from transfer.stats import cell_intervals  # noqa: E402
@@ -35,8 +35,7 @@ def rescore(predictions: pl.DataFrame, method: str) -> pl.DataFrame:
     """predictions with `correct` recomputed from `loglik` under `method`."""
     parts = []
     for _, run in predictions.sort("idx").group_by(RUN, maintain_order=True):
-        scores = calibrate(run["loglik"].to_list(), method)
-        predicted = [max(range(len(s)), key=s.__getitem__) for s in scores]
+        predicted = predict(run["loglik"].to_list(), method)
         parts.append(run.with_columns(pl.Series("correct", [p == g for p, g in zip(predicted, run["gold"])])))
     return pl.concat(parts)
 

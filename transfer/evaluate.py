@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,11 @@ def calibrate(loglik: list[list[float]], method: str) -> list[list[float]]:
     return [[v - p for v, p in zip(ll, prior)] for ll in loglik]
 
 
+def predict(loglik: list[list[float]], method: str) -> list[int]:
+    """The chosen option of every question: the argmax of its calibrated scores."""
+    return [max(range(len(s)), key=s.__getitem__) for s in calibrate(loglik, method)]
+
+
 @dataclass
 class TaskResult:
     task: str
@@ -48,11 +54,11 @@ class TaskResult:
     seconds: float
     calibration: str = field(default="none")
 
-    @property
+    @cached_property
     def predicted(self) -> list[int]:
-        return [max(range(len(s)), key=s.__getitem__) for s in calibrate(self.loglik, self.calibration)]
+        return predict(self.loglik, self.calibration)
 
-    @property
+    @cached_property
     def correct(self) -> list[bool]:
         return [p == g for p, g in zip(self.predicted, self.gold)]
 
