@@ -99,9 +99,9 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: dict | None = None, analysis: dict 
     predictions = read_sweep(sweep_dir, PREDICTIONS).filter(pl.col("model").is_in(with_base))
     intervals = cell_intervals(predictions, n_boot=n_boot)
     write_parquet(intervals, out / "pgf_cells.parquet")
-    write_validation(intervals, long, scores.filter(pl.col("model").is_in(with_base)), out)   # summary.json
-    accuracy = scores.filter(pl.col("model").is_in(with_base)).select(
-        "model", "source_task", "target_task", "seed", "accuracy", "chance")
+    based = scores.filter(pl.col("model").is_in(with_base))
+    write_validation(intervals, long, based, out)   # summary.json
+    accuracy = based.select("model", "source_task", "target_task", "seed", "accuracy", "chance")
     result = analyze(long.select("model", "source_task", "target_task", pl.col("seed").cast(pl.String), "pgf"),
                      out, intervals=intervals, accuracy=accuracy, setup=setup, **(analysis or {}))
     write_json(summary, out / "reduce_summary.json")
