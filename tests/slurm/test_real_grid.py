@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import child_env
-from tests.slurm.test_slurm_launcher import _cell_job_ids, _sacct, _time
+from tests.slurm.test_slurm_launcher import _cell_job_ids, _sacct, _stop_if_running, _time
 from transfer.tasks import BASELINE, TASK_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,10 +158,7 @@ def test_usr2_requeues_a_training_cell_which_resumes_from_its_checkpoint(tmp_pat
         subprocess.run(["scancel", "--signal=USR2", job], check=True)
         _, stderr = proc.communicate(timeout=600)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            if job:
-                subprocess.run(["scancel", job.split("_")[0]], check=False)
+        _stop_if_running(proc, job)
     assert proc.returncode == 0, stderr[-3000:]
 
     attempts = _sacct([job], attempts=True)

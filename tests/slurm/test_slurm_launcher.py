@@ -66,6 +66,14 @@ def _sacct(job_ids: list[str], attempts: bool = False, timeout_s: float = 60) ->
         time.sleep(0.5)
 
 
+def _stop_if_running(proc: subprocess.Popen, job: str | None) -> None:
+    """After a failed wait: kill the sweep command and cancel its SLURM array, so no job outlives the test."""
+    if proc.poll() is None:
+        proc.kill()
+        if job:
+            subprocess.run(["scancel", job.split("_")[0]], check=False)
+
+
 def _time(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
@@ -143,10 +151,7 @@ def _interrupt_and_finish(sweep_dir: Path, interrupt: list[str], *overrides: str
         subprocess.run([part.format(job=job) for part in interrupt], check=True, capture_output=True)
         stdout, stderr = proc.communicate(timeout=90)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            if job:
-                subprocess.run(["scancel", job.split("_")[0]], check=False)
+        _stop_if_running(proc, job)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
