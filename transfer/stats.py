@@ -115,6 +115,41 @@ def permutation_test(group: np.ndarray, rest: np.ndarray, alternative: str = "gr
     return float(observed), float((1 + extreme.sum()) / (1 + n_perm))
 
 
+def stratified_permutation_test(values: np.ndarray, in_group: np.ndarray, strata: np.ndarray,
+                                alternative: str = "greater", n_perm: int = 10_000,
+                                rng: np.random.Generator | None = None) -> tuple[float, float]:
+    """The group's mean excess over the rest of its own stratum, mean over group members i of
+    (v_i - mean of the non-members in i's stratum), and its p-value from permuting membership within each
+    stratum (a block permutation: each stratum keeps its level and its number of members). Strata without
+    members or without non-members are left out. Returns (excess, p) with p = (1 + #as extreme) / (1 + n_perm).
+    """
+    _check_alternative(alternative)
+    values, in_group = np.asarray(values, dtype=float).ravel(), np.asarray(in_group, dtype=bool).ravel()
+    strata = np.asarray(strata).ravel()
+    if not len(values) == len(in_group) == len(strata):
+        raise ValueError(f"values, in_group and strata differ in length: {len(values)}, {len(in_group)}, "
+                         f"{len(strata)}")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    observed, perms, members = 0.0, np.zeros(n_perm), 0
+    for stratum in np.unique(strata):
+        v, g = values[strata == stratum], in_group[strata == stratum]
+        n_in, n_out = int(g.sum()), int((~g).sum())
+        if n_in == 0 or n_out == 0:
+            continue
+        # sum over members of (v - mean of non-members) = S (1 + n_in / n_out) - n_in * total / n_out, S = members' sum
+        weight, offset = 1 + n_in / n_out, n_in * v.sum() / n_out
+        observed += v[g].sum() * weight - offset
+        perms += rng.permuted(np.broadcast_to(v, (n_perm, len(v))), axis=1)[:, :n_in].sum(axis=1) * weight - offset
+        members += n_in
+    if members == 0:
+        raise ValueError("stratified_permutation_test needs a stratum with both members and non-members")
+    observed, perms = observed / members, perms / members
+    tol = 1e-12 * max(1.0, abs(observed))
+    extreme = {"greater": perms >= observed - tol, "less": perms <= observed + tol,
+               "two-sided": np.abs(perms) >= abs(observed) - tol}[alternative]
+    return float(observed), float((1 + extreme.sum()) / (1 + n_perm))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # PGF from counts and its paired bootstrap
 

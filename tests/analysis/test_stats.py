@@ -16,6 +16,7 @@ from transfer.stats import (
     rankdata,
     sign_test,
     spearman,
+    stratified_permutation_test,
     wilcoxon_signed_rank,
 )
 
@@ -91,6 +92,38 @@ def test_permutation_test_is_calibrated_for_a_few_cells_against_many(alternative
     shift = 2.0 if alternative == "greater" else -2.0
     _, p = permutation_test(rng.normal(shift, 1, 4), rng.normal(0, 1, 142), alternative, 2000, rng)
     assert p < 0.01
+
+
+def test_stratified_permutation_test_hand_value_and_edge_cases():
+    # stratum a: members 3 (rest 1, 2 -> mean 1.5): +1.5; stratum b: member 10 (rest 4 -> 4): +6; c has no member
+    values, members = [3, 1, 2, 10, 4, 7], [True, False, False, True, False, False]
+    excess, p = stratified_permutation_test(values, members, list("aaabbc"), "greater", 500)
+    assert excess == pytest.approx((1.5 + 6) / 2) and 0 < p <= 1
+    with pytest.raises(ValueError, match="both members and non-members"):
+        stratified_permutation_test([1, 2], [True, True], ["a", "a"])
+    with pytest.raises(ValueError, match="differ in length"):
+        stratified_permutation_test([1, 2], [True], ["a", "a"])
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less"])
+def test_stratified_permutation_test_is_calibrated_where_strata_differ_and_the_pooled_test_is_not(alternative):
+    # 13 target columns with very different levels; the group (2 cells in each of 6 columns) sits in the high
+    # (or low) ones, which fools the pooled test but not the stratified one
+    rng = np.random.default_rng(5)
+    strata = np.repeat(np.arange(13), 12)
+    level = np.linspace(-1.5, 1.5, 13) * (1 if alternative == "greater" else -1)
+    members = np.zeros(156, bool)
+    members[[12 * c + k for c in range(7, 13) for k in range(2)]] = True
+    stratified, pooled = [], []
+    for _ in range(200):
+        values = level[strata] + rng.normal(0, 0.3, 156)
+        stratified.append(stratified_permutation_test(values, members, strata, alternative, 200, rng)[1])
+        pooled.append(permutation_test(values[members], values[~members], alternative, 200, rng)[1])
+    stratified = np.array(stratified)
+    assert 0.01 <= (stratified < 0.05).mean() <= 0.1 and 0.38 <= (stratified < 0.5).mean() <= 0.62
+    assert (np.array(pooled) < 0.05).mean() > 0.9
+    values = level[strata] + rng.normal(0, 0.3, 156) + np.where(members, 0.5 if alternative == "greater" else -0.5, 0)
+    assert stratified_permutation_test(values, members, strata, alternative, 2000, rng)[1] < 0.01
 
 
 def test_pgf_from_counts_worked_examples_and_perfect_base():

@@ -16,7 +16,8 @@ from transfer.tasks import TASK_NAMES, TASKS
 
 GROUPS = ("planted_positive", "planted_negative", "unplanted")
 PLANTED_KEYS = ({f"{group}{tag}_mean" for group in GROUPS for tag in ("", "_dacc")}
-                | {f"{group}{tag}_p" for group in GROUPS[:2] for tag in ("", "_dacc")}
+                | {f"{group}{tag}{kind}" for group in GROUPS[:2] for tag in ("", "_dacc")
+                   for kind in ("_p", "_excess", "_p_pooled")}
                 | {f"{group}_cells" for group in GROUPS})
 NUMBER_KEYS = {"n_seeds", "off_diagonal_cells", "base_above_chance", "base_tasks", "diag_significant",
                "significant_positive_cells", "significant_negative_cells", "seed_spearman"}
@@ -83,6 +84,9 @@ def test_summary_detects_planted_structure_and_counts_significant_cells():
     out = validation_summary(intervals, pgf, accuracy, planted_table(), n_perm=2000)["m"]
     assert out["planted_positive_p"] < 0.01 and out["planted_negative_p"] < 0.01
     assert out["planted_positive_dacc_p"] < 0.01 and out["planted_negative_dacc_p"] < 0.01
+    assert out["planted_positive_p_pooled"] < 0.01 and out["planted_negative_p_pooled"] < 0.01
+    assert out["planted_positive_excess"] == pytest.approx(0.5, abs=0.1)
+    assert out["planted_negative_excess"] == pytest.approx(-0.5, abs=0.1)
     for key, relation in (("planted_positive", "positive"), ("planted_negative", "negative"), ("unplanted", "none")):
         assert out[f"{key}_mean"] == pytest.approx(_mean_by_relation(values, relation))
         assert out[f"{key}_dacc_mean"] == pytest.approx(_mean_by_relation(values, relation) / 2)

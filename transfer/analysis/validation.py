@@ -2,7 +2,8 @@
 
 For each model: how many targets the base model answers above chance (exact binomial test), how many diagonal
 cells improve significantly, whether the planted positive / negative pairs of the synthetic suite
-(transfer.data.synthetic.planted) stand out from the unplanted ones (permutation tests), how well two halves
+(transfer.data.synthetic.planted) stand out from the unplanted ones of the same target (permutation tests
+within target columns; the pooled test is kept for comparison), how well two halves
 of the seeds agree (Spearman), and how many off-diagonal cells have an interval on one side of 0.
 Every value is a number (None when undefined: JSON null); lists of task names sit under `*_tasks` keys.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from transfer.stats import permutation_test, spearman
+from transfer.stats import permutation_test, spearman, stratified_permutation_test
 from transfer.tasks import BASELINE
 
 log = logging.getLogger("transfer")
@@ -70,15 +71,29 @@ def seed_split_spearman(pgf: pl.DataFrame) -> float | None:
 
 def planted_stats(cells: pl.DataFrame, column: str, tag: str, n_perm: int, rng: np.random.Generator) -> dict:
     """Mean `column` per relation, and one-sided permutation p-values of planted positive > unplanted and
-    planted negative < unplanted (None when a group is empty). `cells` has a `relation` column."""
+    planted negative < unplanted (None when a group is empty). `cells` has `relation` and `target_task`.
+
+    `*_p` permutes the relation labels within each target task's column (`*_excess`: the planted cells' mean
+    excess over the unplanted cells of the same target). Targets differ in level (a target the base answers
+    well loses from almost any finetune, one below chance gains), so cells of different columns are not
+    exchangeable; `*_p_pooled` is the unstratified test that ignores this, for comparison.
+    """
     values = {rel: cells.filter(pl.col("relation") == rel)[column].to_numpy() for rel in RELATION_KEYS}
     out: dict[str, float | int | None] = {}
     for rel, key in RELATION_KEYS.items():
         out[f"{key}{tag}_mean"] = float(values[rel].mean()) if len(values[rel]) else None
     for rel, alternative in (("positive", "greater"), ("negative", "less")):
-        testable = len(values[rel]) > 0 and len(values["none"]) > 0
-        out[f"{RELATION_KEYS[rel]}{tag}_p"] = (
-            permutation_test(values[rel], values["none"], alternative, n_perm, rng)[1] if testable else None)
+        key = f"{RELATION_KEYS[rel]}{tag}"
+        pair = cells.filter(pl.col("relation").is_in([rel, "none"]))
+        shared = set(pair.filter(pl.col("relation") == rel)["target_task"]) & set(
+            pair.filter(pl.col("relation") == "none")["target_task"])
+        if not shared:
+            out.update({f"{key}_p": None, f"{key}_excess": None, f"{key}_p_pooled": None})
+            continue
+        excess, p = stratified_permutation_test(pair[column].to_numpy(), (pair["relation"] == rel).to_numpy(),
+                                                pair["target_task"].to_numpy(), alternative, n_perm, rng)
+        out.update({f"{key}_p": p, f"{key}_excess": excess,
+                    f"{key}_p_pooled": permutation_test(values[rel], values["none"], alternative, n_perm, rng)[1]})
     return out
 
 
