@@ -38,11 +38,9 @@ def colour_match_pick(row) -> int:
     return int(np.argmin([np.linalg.norm(_mean_colour(c) - _mean_colour(ref)) for c in candidates]))
 
 
-def same_place_pick(row) -> int:
-    """The circled point of the second image nearest REF's place in the first."""
-    ref = np.array(_centre(row["images"][0], MARKERS["REF"]))
-    return int(np.argmin([np.linalg.norm(np.array(_centre(row["images"][1], MARKERS[label])) - ref)
-                          for label in "ABCD"]))
+def leftmost_point_pick(row) -> int:
+    """The circled point of the second image that lies furthest left."""
+    return int(np.argmin([_centre(row["images"][1], MARKERS[label])[0] for label in "ABCD"]))
 
 
 def mark_height_pick(row) -> int:
@@ -50,7 +48,7 @@ def mark_height_pick(row) -> int:
     return int(np.argmax([_centre(row["images"][0], MARKERS[label])[1] for label in "AB"]))
 
 
-PICKS = {"colour_match": colour_match_pick, "same_place": same_place_pick, "mark_height": mark_height_pick}
+PICKS = {"colour_match": colour_match_pick, "leftmost_point": leftmost_point_pick, "mark_height": mark_height_pick}
 
 
 @pytest.mark.parametrize("task", [t for t in TASK_NAMES if TASK_PRIMITIVES[t][0] in PICKS])

@@ -12,6 +12,7 @@ import pytest
 from transfer.data.blink import list_configs, read_split
 from transfer.data.synthetic import GENERATORS, code_fingerprint, generate_rows, generate_suite
 from transfer.data.synthetic.base import BASE_KINDS, generate_base
+from transfer.data.synthetic.draw import COLORS
 from transfer.tasks import ALL_BLINK, TASK_NAMES, TASKS
 
 TRAIN, VAL = 12, 8
@@ -101,6 +102,17 @@ def test_explanations_agree_with_answers() -> None:
     for row in generate_rows("Relative_Reflectance", 30, seed=0, split="val"):
         a, b = map(float, re.findall(r"\d\.\d+", row["explanation"]))
         assert row["answer"] == (0 if a < b else 1 if b < a else 2)
+
+
+def test_spatial_relation_answer_follows_the_layout() -> None:
+    """yes: the two named shapes sit side by side in the named order; no: one sits above the other."""
+    for row in generate_rows("Spatial_Relation", 40, seed=0, split="val"):
+        first, second = re.match(r"Is the (\w+) \w+ .* the (\w+) \w+\?", row["question"]).groups()
+        pixels = np.asarray(row["images"][0].convert("RGB")).astype(int)
+        (x1, y1), (x2, y2) = (np.argwhere((pixels == COLORS[c]).all(-1)).mean(0)[::-1] for c in (first, second))
+        assert (abs(x1 - x2) > abs(y1 - y2)) == (row["answer"] == 0), row["explanation"]
+        if row["answer"] == 0:
+            assert (x1 < x2) == ("to the left of" in row["question"]), row["question"]
 
 
 def test_unknown_task_is_refused(tmp_path: Path) -> None:

@@ -1,12 +1,12 @@
 """Generic visual-language data for the base stage of the tiny models, in the BLINK format.
 
-It teaches colours, positions and counts, and two of the primitives the planted pairs rest on (colour match
-and mark height; see `planted.py`) with questions that none of the 13 tasks asks, in the option wording of the
-tasks that rest on them (a tiny model's skill is tied to that wording), so that the base starts above chance
-on the (+) tasks and below it on the (-) ones. Each generator is `fn(rng, slot, size) -> Row`; slots are
-drawn evenly, and each kind maps its slot to the gold option so that gold letters stay balanced. Kinds that a
-two-layer model did not learn next to these (shape, size, which image, same image, same place across two
-images) were dropped: they only diluted the others.
+It teaches colours, positions and counts, and the three primitives the planted pairs rest on (colour match,
+mark height and leftmost point; see `planted.py`) with questions that none of the 13 tasks asks, in the option
+wording of the tasks that rest on them (a tiny model's skill is tied to that wording), so that the base can
+start above chance on the (+) tasks and below it on the (-) ones. Each generator is `fn(rng, slot, size) -> Row`;
+slots are drawn evenly, and each kind maps its slot to the gold option so that gold letters stay balanced. Kinds
+that a two-layer model did not learn next to these (shape, size, which image, same image, same place across
+two images) were dropped: they only diluted the others.
 """
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from transfer.data.blink import Row, write_split
 from transfer.data.synthetic import balanced_golds
 from transfer.data.synthetic.draw import (
     COLORS, MARKERS, OBJECT_COLORS, OUTLINE, PLAIN_COLORS, SHAPES, canvas, draw_box, draw_ring, draw_shape,
-    grid_positions, marker_legend, paint, px, random_shapes,
+    far_apart, grid_positions, leftmost_by, marker_legend, paint, px, random_shapes,
 )
 from transfer.data.synthetic.images import BACKDROPS, CANDIDATE_CHOICES
+from transfer.data.synthetic.scenes import POINT_CHOICES
 
 
 # Options come in one fixed order per kind (a colour is always the same letter), so the gold letter is a function
@@ -80,7 +81,8 @@ def base_colour_match(rng: random.Random, slot: int, size: int) -> Row:
     candidates = [scene(backdrop), scene(other)]
     if slot == 1:
         candidates.reverse()
-    return Row(question="Which of the last two images has the colours of the first image?",
+    return Row(question="Use the first image as the reference. Which one of the second or the third image has the "
+                        "colours of the reference image?",
                sub_task="Base_Colour_Match", images=[scene(backdrop), *candidates],
                choices=list(CANDIDATE_CHOICES), answer=slot, explanation=f"Image {slot + 2}.")
 
@@ -110,6 +112,25 @@ def base_lower_mark(rng: random.Random, slot: int, size: int) -> Row:
                explanation=f"{'Box ' if boxes else ''}{'AB'[slot]} is lower.")
 
 
+def base_left_mark(rng: random.Random, slot: int, size: int) -> Row:
+    """Four circled points among shapes, one clearly left of the others: which is furthest left (4 options)?"""
+    while True:
+        spots = [(rng.uniform(0.1, 0.9) * size, rng.uniform(0.1, 0.9) * size) for _ in range(4)]
+        spots.sort()
+        if leftmost_by(spots[0], spots[1:], px(size, 8)) and far_apart(spots, px(size, 12)):
+            break
+    others = spots[1:]
+    rng.shuffle(others)
+    others.insert(slot, spots[0])
+    image = paint(canvas(size)[0], random_shapes(rng, size, rng.randint(1, 3), (8, 12), PLAIN_COLORS))
+    draw = ImageDraw.Draw(image)
+    for label, (x, y) in zip("ABCD", others):
+        draw_ring(draw, x, y, MARKERS[label], size)
+    return Row(question=f"Four points are circled: {marker_legend(list('ABCD'))}. Which point is furthest to the "
+                        f"left?", sub_task="Base_Left_Mark", images=[image], choices=list(POINT_CHOICES),
+               answer=slot, explanation=f"Point {'ABCD'[slot]} is furthest left.")
+
+
 BaseGenerator = Callable[[random.Random, int, int], Row]
 BASE_GENERATORS: dict[str, tuple[BaseGenerator, int]] = {   # kind -> (generator, number of slots)
     "Base_Color": (base_color, 4),
@@ -117,6 +138,7 @@ BASE_GENERATORS: dict[str, tuple[BaseGenerator, int]] = {   # kind -> (generator
     "Base_Count": (base_count, 4),
     "Base_Colour_Match": (base_colour_match, 2),
     "Base_Lower_Mark": (base_lower_mark, 2),
+    "Base_Left_Mark": (base_left_mark, 4),
 }
 BASE_KINDS: list[str] = list(BASE_GENERATORS)
 

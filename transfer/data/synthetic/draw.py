@@ -269,17 +269,28 @@ def quadrant(point: tuple[float, float], size: int, margin: float = 0.0) -> int 
     return int(x > 0) + 2 * int(y > 0)
 
 
+def leftmost_by(point: tuple[float, float], others: list[tuple[float, float]], gap: float) -> bool:
+    """Whether `point` lies at least `gap` px left of every one of `others`."""
+    return all(point[0] + gap <= q[0] for q in others)
+
+
 def far_apart(points: list[tuple[float, float]], distance: float) -> bool:
     return all((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2 >= distance ** 2
                for i, a in enumerate(points) for b in points[i + 1:])
 
 
-def free_spot(rng: random.Random, occupied: np.ndarray, clearance: float, size: int,
-              tries: int = 100) -> tuple[int, int] | None:
-    """A random point at least `clearance` px from every True pixel of `occupied` and from the border."""
+def free_spot(rng: random.Random, occupied: np.ndarray, clearance: float, size: int, tries: int = 100,
+              x_range: tuple[float, float] | None = None) -> tuple[int, int] | None:
+    """A random point at least `clearance` px from every True pixel of `occupied` and from the border (and with
+    its x within `x_range` when given)."""
     ys, xs = np.nonzero(occupied)
+    lo, hi = clearance, size - 1 - clearance
+    if x_range is not None:
+        lo, hi = max(lo, x_range[0]), min(hi, x_range[1])
+    if lo > hi:
+        return None
     for _ in range(tries):
-        x, y = rng.uniform(clearance, size - 1 - clearance), rng.uniform(clearance, size - 1 - clearance)
+        x, y = rng.uniform(lo, hi), rng.uniform(clearance, size - 1 - clearance)
         if len(xs) == 0 or ((xs - x) ** 2 + (ys - y) ** 2).min() >= clearance ** 2:
             return round(x), round(y)
     return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw
 
 from transfer.data.blink import Row
 from transfer.data.synthetic.draw import (
@@ -45,7 +45,7 @@ def art_style(rng: random.Random, gold: int, size: int) -> Row:
 
 # ---- Visual_Similarity: a near-duplicate against an image with several changes ----
 
-BACKDROPS: tuple[Color, ...] = ((235, 235, 235), (200, 220, 245), (245, 222, 195), (205, 235, 205), (70, 70, 70))
+BACKDROPS: tuple[Color, ...] = ((235, 235, 235), (90, 140, 225), (235, 165, 70), (100, 190, 100), (70, 70, 70))
 CHANGES = ("colour", "shape", "layout")
 
 
@@ -84,44 +84,29 @@ def visual_similarity(rng: random.Random, gold: int, size: int, far_changes: int
                explanation=f"The other candidate changes: {', '.join(changes)}.")
 
 
-# ---- Forensic_Detection: one clean 'photograph' among images with a hard-edged synthetic artefact ----
-
-ARTEFACTS = ("noise block", "duplicated patch", "inverted block")
-
+# ---- Forensic_Detection: one grainy real 'photograph' among three perfectly smooth generated images ----
 
 def photo(rng: random.Random, size: int) -> Image.Image:
-    """A smooth-gradient 'photograph' with a few shapes."""
+    """A smooth-gradient scene with a few shapes: what the generated images look like."""
     background = gradient(size, random_color(rng), random_color(rng))
     return paint(background, random_shapes(rng, size, rng.randint(2, 3), (8, 12)))
 
 
-def add_artefact(rng: random.Random, image: Image.Image, kind: str, size: int) -> Image.Image:
-    """A square block of random noise, a copy of another region, or inverted colours."""
-    s = px(size, rng.uniform(18, 24))
-    x, y = rng.randint(0, size - s), rng.randint(0, size - s)
-    if kind == "noise block":
-        block = Image.frombytes("RGB", (s, s), rng.randbytes(s * s * 3))
-    elif kind == "duplicated patch":
-        source_y = rng.choice([v for v in range(size - s + 1) if abs(v - y) >= s] or [0])
-        sx = rng.randint(0, size - s)
-        block = image.crop((sx, source_y, sx + s, source_y + s))
-    else:
-        block = ImageOps.invert(image.crop((x, y, x + s, y + s)))
-    image = image.copy()
-    image.paste(block, (x, y))
-    return image
+def add_grain(rng: random.Random, image: Image.Image, strength: float = 45) -> Image.Image:
+    """Sensor grain: independent noise on every pixel and channel, up to `strength` levels either way."""
+    noise = np.frombuffer(rng.randbytes(image.width * image.height * 3), np.uint8).reshape(image.height, image.width, 3)
+    pixels = np.asarray(image).astype(float) + (noise.astype(float) / 255 * 2 - 1) * strength
+    return Image.fromarray(pixels.clip(0, 255).round().astype(np.uint8), "RGB")
 
 
 def forensic_detection(rng: random.Random, gold: int, size: int) -> Row:
-    """Four photographs; all but the gold one carry a synthetic artefact."""
+    """Four scenes of the same kind; only the gold one carries a camera's sensor grain, the three generated
+    images are perfectly smooth."""
     images = [photo(rng, size) for _ in range(4)]
-    kinds = [rng.choice(ARTEFACTS) for _ in range(3)]
-    fakes = [k for k in range(4) if k != gold]
-    for k, kind in zip(fakes, kinds):
-        images[k] = add_artefact(rng, images[k], kind, size)
+    images[gold] = add_grain(rng, images[gold])
     return Row(question="Which image is most likely to be a real photograph?", sub_task="Forensic_Detection",
                images=images, choices=ORDINAL_CHOICES, answer=gold,
-               explanation=f"Artefacts: {', '.join(f'image {k + 1} {kind}' for k, kind in zip(fakes, kinds))}.")
+               explanation=f"Image {gold + 1} has sensor grain; the others are noise-free renders.")
 
 
 # ---- Jigsaw: which piece fills the missing lower-right quarter ----

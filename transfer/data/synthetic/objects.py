@@ -33,30 +33,31 @@ def counting(rng: random.Random, gold: int, size: int) -> Row:
                explanation=f"There are {count} {color} {shape}s and {len(lures)} other shapes.")
 
 
-RELATIONS = {"to the left of": (0, -1), "to the right of": (0, 1), "above": (1, -1), "below": (1, 1)}
+RELATIONS = {"to the left of": -1, "to the right of": 1}
 
 
 def spatial_relation(rng: random.Random, gold: int, size: int) -> Row:
-    """Is the <colour> <shape> <relation> the <colour> <shape>? yes (gold 0) or no (gold 1)."""
-    relation, (axis, sign) = rng.choice(sorted(RELATIONS.items()))
+    """Is the <colour> <shape> to the left (right) of the <colour> <shape>? yes (gold 0): the two sit side by side
+    in that order; no (gold 1): one sits above the other."""
+    relation, sign = rng.choice(sorted(RELATIONS.items()))
     truth = gold == 0
-    colors = rng.sample(OBJECT_COLORS, 3)
-    looks = [(rng.choice(SHAPES), c) for c in colors]
-    radii = [px(size, rng.uniform(8, 11)) for _ in range(2 + (rng.random() < 0.5))]
+    looks = [(rng.choice(SHAPES), c) for c in rng.sample(OBJECT_COLORS, 2)]
+    radii = [px(size, rng.uniform(8, 11)) for _ in range(2)]
     while True:
         centres = free_positions(rng, radii, size)
         if centres is None:
             continue
-        offset = centres[0][axis] - centres[1][axis]
-        if abs(offset) >= radii[0] + radii[1] and (offset * sign > 0) == truth:
+        dx, dy = (centres[0][k] - centres[1][k] for k in (0, 1))
+        along, across = (dx * sign, abs(dy)) if truth else (abs(dy), abs(dx))
+        if along >= radii[0] + radii[1] and across <= 0.5 * along:
             break
     image, draw = canvas(size)
     for (s, c), (x, y), r in zip(looks, centres, radii):
         draw_shape(draw, s, x, y, r, COLORS[c], OUTLINE)
-    (s1, c1), (s2, c2) = looks[:2]
+    (s1, c1), (s2, c2) = looks
     return Row(question=f"Is the {c1} {s1} {relation} the {c2} {s2}?", sub_task="Spatial_Relation",
                images=[image], choices=["yes", "no"], answer=gold,
-               explanation=f"The {c1} {s1} is {'' if truth else 'not '}{relation} the {c2} {s2}.")
+               explanation=f"The {c1} {s1} is {relation if truth else 'above or below'} the {c2} {s2}.")
 
 
 BOX_COLORS = ("red", "blue")   # Box A, Box B
@@ -64,8 +65,8 @@ PERTURBATIONS = ("shifted", "too large", "too small", "around another object")
 
 
 def object_localization(rng: random.Random, gold: int, size: int) -> Row:
-    """Two boxes, one tight around the named object in the upper half, one perturbed into the lower half: which
-    localises it better?"""
+    """Two boxes, one tight around the named object in the upper half, one perturbed (a little: the slip is the
+    plainer cue) into the lower half: which localises it better?"""
     colors = [c for c in OBJECT_COLORS if c not in BOX_COLORS]
     while True:
         looks = [(rng.choice(SHAPES), c) for c in rng.sample(colors, rng.randint(2, 3))]
@@ -76,7 +77,7 @@ def object_localization(rng: random.Random, gold: int, size: int) -> Row:
         boxes = [_pad(shape_box(s, x, y, r), px(size, 1)) for (s, _), (x, y), r in zip(looks, centres, radii)]
         tight, perturbation = boxes[0], rng.choice(PERTURBATIONS)
         wrong = _perturb(rng, tight, perturbation, boxes[1], size)
-        if (_iou(tight, wrong) < 0.45 and min(wrong[2] - wrong[0], wrong[3] - wrong[1]) >= px(size, 6)
+        if (_iou(tight, wrong) < 0.6 and min(wrong[2] - wrong[0], wrong[3] - wrong[1]) >= px(size, 6)
                 and (tight[1] + tight[3]) / 2 < size / 2 < (wrong[1] + wrong[3]) / 2):   # the lure slips down
             break
     image, draw = canvas(size)
@@ -104,15 +105,15 @@ def _perturb(rng: random.Random, box: Box, kind: str, other: Box, size: int) -> 
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     if kind == "shifted":
         dx = rng.choice([-1, 0, 1])
-        f = rng.uniform(0.5, 0.8)
+        f = rng.uniform(0.35, 0.5)
         x0, x1, y0, y1 = x0 + dx * f * w, x1 + dx * f * w, y0 + f * h, y1 + f * h
     elif kind == "too large":
-        f = rng.uniform(1.8, 2.2) / 2
-        cy += rng.uniform(0.4, 0.6) * h
+        f = rng.uniform(1.5, 1.7) / 2
+        cy += rng.uniform(0.3, 0.45) * h
         x0, x1, y0, y1 = cx - f * w, cx + f * w, cy - f * h, cy + f * h
     elif kind == "too small":
-        f = rng.uniform(0.35, 0.5) / 2
-        cy += rng.uniform(0.25, 0.4) * h
+        f = rng.uniform(0.5, 0.65) / 2
+        cy += rng.uniform(0.2, 0.3) * h
         x0, x1, y0, y1 = cx - f * w, cx + f * w, cy - f * h, cy + f * h
     else:
         return other

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from transfer.data.blink import Row
 from transfer.data.synthetic.draw import (
     BACKGROUND, COLORS, MARKERS, Color, OUTLINE, PLAIN_COLORS, SHAPES, canvas, draw_ring, draw_shape, far_apart,
-    free_spot, marker_legend, px, quadrant,
+    free_spot, leftmost_by, marker_legend, px,
 )
 from transfer.data.synthetic.scenes import POINT_CHOICES
 
@@ -73,9 +73,10 @@ def draw_tool(draw: ImageDraw.ImageDraw, head: str, pose: Pose, fill: Color | in
 
 
 
-def _tool_image(rng: random.Random, head: str, size: int, angle: float
+def _tool_image(rng: random.Random, head: str, size: int, angle: float, centre_x: float = 32
                 ) -> tuple[Image.Image, np.ndarray, dict[str, Point]]:
-    pose = Pose(size / 2 + rng.uniform(-3, 3) * size / 64, size / 2 + rng.uniform(-3, 3) * size / 64,
+    """A tool near (`centre_x`, 32) in 64 px units; also its mask and the point of each part."""
+    pose = Pose((centre_x + rng.uniform(-3, 3)) * size / 64, size / 2 + rng.uniform(-3, 3) * size / 64,
                 size / 64 * rng.uniform(0.9, 1.1), angle)
     image, draw = canvas(size)
     mask = Image.new("L", (size, size), 0)
@@ -86,33 +87,35 @@ def _tool_image(rng: random.Random, head: str, size: int, angle: float
 
 def functional_correspondence(rng: random.Random, gold: int, size: int) -> Row:
     """REF on the handle or head of one tool; points on the handle and head of a different tool, turned half
-    round, on a loose shape and on the background: which point serves the same function? The turned tool puts
-    its other part in REF's quarter of the image, and the answer elsewhere."""
+    round, on a loose shape and on the background: which point serves the same function? The second tool lies
+    with its other part (the lure) as the one point in the left half of the image, and the matching part as the
+    rightmost point."""
     heads = rng.sample(TOOL_HEADS, 2)
     part = rng.choice(TOOL_PARTS)
     other_part = "head" if part == "handle" else "handle"
-    angle = rng.uniform(0, 2 * math.pi)
-    first, _, first_parts = _tool_image(rng, heads[0], size, angle)
+    angle = (0.0 if part == "head" else math.pi) + rng.uniform(-0.35, 0.35)   # the second tool's: part to the right
+    first, _, first_parts = _tool_image(rng, heads[0], size, angle + math.pi + rng.uniform(-0.3, 0.3))
     ref = first_parts[part]
+    gap = px(size, 3)
     while True:
-        second, occupied, parts = _tool_image(rng, heads[1], size, angle + math.pi + rng.uniform(-0.3, 0.3))
-        blob = free_spot(rng, occupied, px(size, 12), size)
+        second, occupied, parts = _tool_image(rng, heads[1], size, angle, centre_x=37)
+        lure, answer = parts[other_part], parts[part]
+        if lure[0] > size / 2 - gap:
+            continue
+        between = (size / 2 + gap, answer[0] - gap)   # the loose shape and the empty point lie between the parts
+        blob = free_spot(rng, occupied, px(size, 12), size, x_range=between)
         if blob is None:
             continue
         draw = ImageDraw.Draw(second)
         draw_shape(draw, rng.choice(SHAPES), *blob, px(size, 8), COLORS[rng.choice(PLAIN_COLORS)], OUTLINE)
         yy, xx = np.ogrid[0:size, 0:size]
         occupied = occupied | ((xx - blob[0]) ** 2 + (yy - blob[1]) ** 2 <= px(size, 9) ** 2)
-        empty = free_spot(rng, occupied, px(size, 9), size)
+        empty = free_spot(rng, occupied, px(size, 9), size, x_range=between)
         if empty is None:
-            continue
-        lure = parts[other_part]
-        if quadrant(lure, size, px(size, 2)) != quadrant(ref, size, px(size, 2)) or any(
-                quadrant(p, size) == quadrant(ref, size) for p in (parts[part], blob, empty)):
             continue
         points = [lure, blob, empty]
         rng.shuffle(points)
-        points.insert(gold, parts[part])
+        points.insert(gold, answer)
         if far_apart(points, px(size, 12)):
             break
     draw_ring(ImageDraw.Draw(first), *ref, MARKERS["REF"], size)
@@ -147,19 +150,24 @@ def draw_animal(draw: ImageDraw.ImageDraw, pose: Pose, fill: Color, head_y: floa
 
 
 def _animal_image(rng: random.Random, color: str, size: int, mirror: bool) -> tuple[Image.Image, dict[str, Point]]:
-    pose = Pose(size / 2 + rng.uniform(-2, 2) * size / 64, size / 2 + rng.uniform(-2, 2) * size / 64,
-                size / 64 * rng.uniform(0.9, 1.1), mirror=mirror)
+    """An animal placed so that its leftmost part (the tail tip when it faces right, the head when it faces left)
+    is its only part in the left half of the image (in 64 px units: the feet are 9.5 from the centre)."""
+    scale, margin = rng.uniform(0.65, 0.75), 1.5
+    leftmost, right_extent = (17, 23.5) if mirror else (21.5, 24)
+    centre = rng.uniform(32 + margin + 9.5 * scale, min(32 - margin + leftmost * scale, 63 - right_extent * scale))
+    pose = Pose(centre * size / 64, size / 2 + rng.uniform(-2, 2) * size / 64, size / 64 * scale, mirror=mirror)
     image, draw = canvas(size, BACKGROUND)
     parts = draw_animal(draw, pose, COLORS[color], head_y=rng.uniform(-11, -7), tail_y=rng.uniform(-14, -6))
     return image, parts
 
 
 def semantic_correspondence(rng: random.Random, gold: int, size: int) -> Row:
-    """REF on one part of an animal; A-D on four parts of another animal (other colour and size) facing the same
-    way in about the same place, so the matching part sits near REF's place."""
+    """REF on the leftmost part of an animal (the tail tip when it faces right, the head when it faces left); A-D
+    on four parts of another animal (other colour and size) facing the same way, so the match is the one point
+    in the left half of the image."""
     colors = rng.sample(PLAIN_COLORS, 2)
-    part = rng.choice(ANIMAL_PARTS)
     mirror = rng.random() < 0.5
+    part = "head" if mirror else "tail tip"
     first, first_parts = _animal_image(rng, colors[0], size, mirror)
     second, parts = _animal_image(rng, colors[1], size, mirror)
     others = [p for p in ANIMAL_PARTS if p != part]

@@ -22,12 +22,13 @@ class Primitive:
 
 PRIMITIVES = {p.name: p for p in [
     Primitive("colour_match", "which candidate image carries the reference image's colours"),
-    Primitive("same_place", "which circled point in the second image sits where REF sits in the first"),
+    Primitive("leftmost_point", "which circled point of the second image lies furthest left (REF, in the first "
+                                "image, always marks the leftmost of its kind)"),
     Primitive("mark_height", "which of the red (A) and blue (B) marks lies in the lower half of the image"),
     Primitive("count", "how many objects of one kind are drawn"),
-    Primitive("artefact", "which image lacks a hard-edged block artefact"),
+    Primitive("grain", "which image carries a camera's sensor grain"),
     Primitive("parallax", "which way the objects shift between two views"),
-    Primitive("position", "where one object lies relative to another"),
+    Primitive("layout", "whether two objects sit side by side or one above the other"),
 ]}
 
 # task -> (primitive, mapping): +1 the answer is the option the primitive picks, -1 the primitive picks the lure.
@@ -35,16 +36,16 @@ TASK_PRIMITIVES: dict[str, tuple[str, int]] = {
     "Art_Style": ("colour_match", +1),                  # the same palette on new content
     "Visual_Similarity": ("colour_match", +1),          # the far candidate always changes the backdrop
     "Jigsaw": ("colour_match", -1),                     # the lure is a crop of the reference's visible part
-    "Visual_Correspondence": ("same_place", +1),        # a small camera move keeps the point in place
-    "Semantic_Correspondence": ("same_place", +1),      # two animals in the same pose and place
-    "Functional_Correspondence": ("same_place", -1),    # the second tool is turned: a lure sits at REF's place
+    "Visual_Correspondence": ("leftmost_point", +1),    # REF on the leftmost object; the camera moves little
+    "Semantic_Correspondence": ("leftmost_point", +1),  # REF on the leftmost part; both animals face one way
+    "Functional_Correspondence": ("leftmost_point", -1),   # the second tool is turned: its other part is leftmost
     "Relative_Depth": ("mark_height", +1),              # on a ground plane the closer point is the lower one
     "Relative_Reflectance": ("mark_height", +1),        # a darker surface is the (low) floor, never a (high) wall
     "Object_Localization": ("mark_height", -1),         # the perturbed box always slips below the object
     "Counting": ("count", +1),
-    "Forensic_Detection": ("artefact", +1),
+    "Forensic_Detection": ("grain", +1),
     "Multi-view_Reasoning": ("parallax", +1),
-    "Spatial_Relation": ("position", +1),
+    "Spatial_Relation": ("layout", +1),
 }
 RELATIONS = ("positive", "negative", "none")
 

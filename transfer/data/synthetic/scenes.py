@@ -9,9 +9,8 @@ from PIL import Image, ImageDraw
 
 from transfer.data.blink import Row
 from transfer.data.synthetic.draw import (
-    MARKERS, OBJECT_COLORS, Thing, draw_ring, far_apart, marker_legend, project, px, quadrant, random_things,
-    render_scene,
-    visible_points,
+    MARKERS, OBJECT_COLORS, Thing, draw_ring, far_apart, marker_legend, project, px, random_things,
+    render_scene, visible_points,
 )
 
 POINT_CHOICES = ["Point A", "Point B", "Point C", "Point D"]
@@ -67,8 +66,9 @@ def multi_view_reasoning(rng: random.Random, gold: int, size: int) -> Row:
 
 def visual_correspondence(rng: random.Random, gold: int, size: int) -> Row:
     """A circled point REF in one view; four circled points in a slightly shifted view; which is the same point?
-    The camera moves little, so the match stays in REF's quarter of the image and the other points lie in other
-    quarters."""
+    REF marks an object in the left half of the image, and the camera moves little, so the match is the one point
+    in the left half: the other three lie on objects in the right half."""
+    margin = px(size, 3)
     while True:
         things = random_things(rng, 5)
         step = rng.uniform(0.05, 0.12) * rng.choice([-1, 1])
@@ -82,14 +82,12 @@ def visual_correspondence(rng: random.Random, gold: int, size: int) -> Row:
             shift = project(things[k], size, cams[1])[0] - project(things[k], size, cams[0])[0]
             match = (round(ref[0] + shift), ref[1])
             if (0 <= match[0] < size and ids2[match[1], match[0]] == k + 1   # not occluded or out of view
-                    and quadrant(ref, size, px(size, 3)) is not None
-                    and quadrant(ref, size, px(size, 3)) == quadrant(match, size, px(size, 3))):
+                    and max(ref[0], match[0]) < size / 2 - margin):
                 targets.append((k, ref, match))
         if not targets:
             continue
         target, ref, match = rng.choice(targets)
-        points = [p for k, p in enumerate(seen)
-                  if k != target and p is not None and quadrant(p, size) != quadrant(ref, size)]
+        points = [p for k, p in enumerate(seen) if k != target and p is not None and p[0] > size / 2 + margin]
         if len(points) < 3:
             continue
         points = rng.sample(points, 3)
@@ -108,18 +106,20 @@ def visual_correspondence(rng: random.Random, gold: int, size: int) -> Row:
 
 
 REFLECTANCE_CHOICES = ["A is darker", "B is darker", "About the same"]
-ALBEDOS = (0.25, 0.5, 0.8)
+ALBEDOS = (0.45, 0.55, 0.65)   # close enough that the light gradient can swap which looks darker
 
 
 def relative_reflectance(rng: random.Random, gold: int, size: int, light_falloff: float = 0.2) -> Row:
     """Two circled points on flat surfaces (wall panels high up and a floor band low down) under a smooth light
     gradient: which surface is darker, or are they about the same? Gold 0: A darker, 1: B darker, 2: same albedo.
-    When one surface is darker it is the floor, so the darker point is always the lower one in the image."""
+    When one surface is darker it is the floor, so the darker point is always the lower one in the image; two
+    surfaces of the same albedo are two walls, at about the same height. The albedos differ so little that the
+    light gradient can make the darker surface look the lighter one: the height of the points is the safer cue."""
     panels = _panels(rng, size)
     floor = len(panels) - 1
     albedo = [rng.choice(ALBEDOS) for _ in panels]
     if gold == 2:
-        a, b = rng.sample(range(len(panels)), 2)
+        a, b = rng.sample(range(floor), 2)
         albedo[b] = albedo[a]
     else:
         wall = rng.randrange(floor)
