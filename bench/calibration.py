@@ -27,7 +27,8 @@ from transfer.tasks import TASKS  # noqa: E402
 
 RUN = ["model", "source_task", "seed", "target_task"]
 COLUMNS = ["base_above_chance", "diag_significant", "planted_positive_mean", "planted_negative_mean",
-           "unplanted_mean", "planted_positive_p", "planted_negative_p", "seed_spearman",
+           "unplanted_mean", "planted_positive_p", "planted_negative_p", "planted_positive_p_pooled",
+           "planted_negative_p_pooled", "seed_spearman",
            "significant_positive_cells", "significant_negative_cells"]
 
 
