@@ -260,15 +260,6 @@ def random_things(rng: random.Random, n: int, colors: tuple[str, ...] = PLAIN_CO
             for k, (s, c) in enumerate(looks)]
 
 
-def quadrant(point: tuple[float, float], size: int, margin: float = 0.0) -> int | None:
-    """0-3 for the top-left, top-right, bottom-left and bottom-right quarter of the image; None within `margin`
-    px of the dividing lines."""
-    x, y = point[0] - size / 2, point[1] - size / 2
-    if min(abs(x), abs(y)) < margin:
-        return None
-    return int(x > 0) + 2 * int(y > 0)
-
-
 def leftmost_by(point: tuple[float, float], others: list[tuple[float, float]], gap: float) -> bool:
     """Whether `point` lies at least `gap` px left of every one of `others`."""
     return all(point[0] + gap <= q[0] for q in others)

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from transfer.data.blink import Row
 from transfer.data.synthetic.draw import (
     BACKGROUND, COLORS, MARKERS, Color, OUTLINE, PLAIN_COLORS, SHAPES, canvas, draw_ring, draw_shape, far_apart,
-    free_spot, leftmost_by, marker_legend, px,
+    free_spot, marker_legend, px,
 )
 from transfer.data.synthetic.scenes import POINT_CHOICES
 
