@@ -130,6 +130,14 @@ def test_functional_correspondence_answer_is_the_rightmost_point() -> None:
         assert int(np.argmax(xs)) == row["answer"]
 
 
+def test_base_left_mark_answer_is_the_leftmost_point(tmp_path: Path) -> None:
+    generate_base(tmp_path, seed=0, size_per_kind=24)
+    for q in read_split(tmp_path, "Base_Left_Mark", "train"):
+        pixels = np.asarray(q.images[0].convert("RGB")).astype(int)
+        xs = [np.argwhere((pixels == COLORS[MARKERS[label]]).all(-1))[:, 1].mean() for label in "ABCD"]
+        assert int(np.argmin(xs)) == q.answer and sorted(xs)[1] - sorted(xs)[0] >= 8
+
+
 def test_unknown_task_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown task 'IQ_Test'; expected one of: Art_Style, Counting"):
         generate_suite(tmp_path, seed=0, train_size=1, tasks=["IQ_Test"])
