@@ -8,7 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from transfer.data.blink import read_split
 from transfer.data.synthetic import generate_rows, generate_suite
+from transfer.data.synthetic.base import generate_base
 from transfer.data.synthetic.draw import COLORS, MARKERS
 from transfer.data.synthetic.planted import PRIMITIVES, TASK_PRIMITIVES, planted_table, relation
 from transfer.tasks import TASK_NAMES
@@ -21,7 +23,7 @@ def _pixels(image) -> np.ndarray:
 
 
 def _centre(image, color: str) -> tuple[float, float]:
-    """Centroid (x, y) of the pixels drawn in exactly one marker colour."""
+    """Centroid (x, y) of the pixels drawn in exactly one colour (a marker's or a shape's)."""
     ys, xs = np.nonzero((_pixels(image) == np.array(COLORS[color])).all(-1))
     assert len(xs), f"no {color} marker"
     return float(xs.mean()), float(ys.mean())
@@ -62,6 +64,37 @@ def test_generators_realise_their_planted_mapping(task: str) -> None:
         assert agree >= 0.95, f"{task}: {primitive} picks the answer in only {agree:.0%} of questions"
     else:
         assert agree <= 0.05, f"{task}: {primitive} picks the answer in {agree:.0%} of questions; expected the lure"
+
+
+def test_functional_correspondence_answer_is_the_rightmost_point() -> None:
+    for row in generate_rows("Functional_Correspondence", 40, seed=0, split="val"):
+        xs = [_centre(row["images"][1], MARKERS[label])[0] for label in "ABCD"]
+        assert int(np.argmax(xs)) == row["answer"]
+
+
+def test_base_left_mark_answer_is_the_leftmost_point(tmp_path: Path) -> None:
+    generate_base(tmp_path, seed=0, size_per_kind=24)
+    for q in read_split(tmp_path, "Base_Left_Mark", "train"):
+        xs = [_centre(q.images[0], MARKERS[label])[0] for label in "ABCD"]
+        assert int(np.argmin(xs)) == q.answer and sorted(xs)[1] - sorted(xs)[0] >= 8
+
+
+def test_spatial_relation_answer_follows_the_layout() -> None:
+    """yes: the two named shapes sit side by side in the named order; no: one sits above the other."""
+    for row in generate_rows("Spatial_Relation", 40, seed=0, split="val"):
+        first, second = re.match(r"Is the (\w+) \w+ .* the (\w+) \w+\?", row["question"]).groups()
+        (x1, y1), (x2, y2) = (_centre(row["images"][0], c) for c in (first, second))
+        assert (abs(x1 - x2) > abs(y1 - y2)) == (row["answer"] == 0), row["explanation"]
+        if row["answer"] == 0:
+            assert (x1 < x2) == ("to the left of" in row["question"]), row["question"]
+
+
+def test_forensic_answer_is_the_one_grainy_image() -> None:
+    """Pixel-to-pixel roughness (mean absolute difference of horizontal neighbours) singles out the answer."""
+    for row in generate_rows("Forensic_Detection", 40, seed=0, split="val"):
+        roughness = [np.abs(np.diff(_pixels(image), axis=1)).mean() for image in row["images"]]
+        assert int(np.argmax(roughness)) == row["answer"]
+        assert sorted(roughness)[-1] > 3 * sorted(roughness)[-2]
 
 
 def test_every_shared_primitive_has_a_pixel_check() -> None:
