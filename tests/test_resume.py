@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import child_env
+from transfer.train import last_complete_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 60
@@ -70,3 +71,14 @@ def test_a_killed_cell_resumes_from_its_checkpoint_with_the_uninterrupted_scores
     assert ours["predicted"].to_list() == theirs["predicted"].to_list()
     for a, b in zip(ours["loglik"].to_list(), theirs["loglik"].to_list()):
         assert a == pytest.approx(b, abs=1e-5)
+
+
+def test_resume_skips_a_half_written_checkpoint(tmp_path: Path) -> None:
+    """A preemption during a checkpoint save leaves checkpoint-N without trainer_state.json: resume from the one before."""
+    assert last_complete_checkpoint(tmp_path / "absent") is None
+    for step, complete in ((5, True), (10, True), (15, False)):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if complete:
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-tmp").mkdir()
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")

@@ -16,7 +16,6 @@ import torch
 from peft import LoraConfig, get_peft_model
 from torch.utils.data import Dataset
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from transfer import timing
 from transfer.distributed import setup_env
@@ -25,6 +24,14 @@ from transfer.progress import Progress
 
 log = logging.getLogger("transfer")
 DEEPSPEED_DIR = Path(__file__).resolve().parents[1] / "conf" / "train" / "deepspeed"
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The highest-step `checkpoint-N` in `folder` that the Trainer finished writing (its trainer_state.json,
+    written after the weights and optimizer, exists): a preemption can land while the next one is half written."""
+    done = [p for p in folder.glob("checkpoint-*")
+            if p.name.rsplit("-", 1)[1].isdigit() and (p / "trainer_state.json").is_file()]
+    return str(max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]))) if done else None
 
 
 @dataclass
@@ -115,7 +122,7 @@ def finetune(model: torch.nn.Module, examples: list[dict], *, family: str, token
     trainer = Trainer(model=model, args=args, train_dataset=_Examples(examples), callbacks=[monitor],
                       data_collator=lambda batch: training_batch(batch, family, pad, eos))
     trainer.remove_callback(PrinterCallback)
-    resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    resume = last_complete_checkpoint(Path(args.output_dir))
     resumed = int(resume.rsplit("-", 1)[1]) if resume else 0
     if resume:
         log.info("resuming training from %s (step %d of %d)", resume, resumed, train["steps"])
