@@ -74,7 +74,8 @@ def test_a_killed_cell_resumes_from_its_checkpoint_with_the_uninterrupted_scores
 
 
 def test_resume_skips_a_half_written_checkpoint(tmp_path: Path) -> None:
-    """A preemption during a checkpoint save leaves checkpoint-N without trainer_state.json: resume from the one before."""
+    """A preemption during a checkpoint save leaves checkpoint-N without trainer_state.json: resume from the one
+    before."""
     assert last_complete_checkpoint(tmp_path / "absent") is None
     for step, complete in ((5, True), (10, True), (15, False)):
         (tmp_path / f"checkpoint-{step}").mkdir()
