@@ -21,7 +21,6 @@ STEPS = 60
 CELL = ["model=qwen", "source_task=Counting", "experiment=test", f"train.steps={STEPS}", "train.save_steps=5",
         "targets=[Counting,Jigsaw,Art_Style]"]
 
-pytestmark = pytest.mark.slow   # three runs of one cell (~1 min warm, plus the base stage once)
 
 
 def _start(outputs: Path, cache: Path, sweep: str) -> subprocess.Popen:
@@ -53,6 +52,7 @@ def _cell(outputs: Path, sweep: str) -> Path:
     return outputs / sweep / "cells" / "qwen" / "Counting" / "seed=0"
 
 
+@pytest.mark.slow   # three runs of one cell (~1 min warm, plus the base stage once)
 def test_a_killed_cell_resumes_from_its_checkpoint_with_the_uninterrupted_scores(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     _finish(_start(tmp_path, cache, "reference"))
