@@ -18,6 +18,13 @@ def test_unknown_names_fail_in_one_line(args, expected, tmp_path):
     assert not any(tmp_path.iterdir())          # nothing started
 
 
+@pytest.mark.parametrize("jobs", ["0", "two", "-1"])
+def test_cells_at_once_must_be_a_whole_number(jobs, tmp_path):
+    out = run_cli(["-m", "model=qwen", "source_task=Counting,Jigsaw", f"hydra.launcher.jobs={jobs}"], tmp_path)
+    assert out.returncode == 2 and not any(tmp_path.iterdir())
+    assert out.stderr.strip() == f"error: hydra.launcher.jobs={jobs}: expected auto or a whole number of cells at once, >= 1"
+
+
 def test_reduce_without_cells_is_a_one_line_error(tmp_path):
     out = run_cli([], tmp_path, module="transfer.reduce")
     assert out.returncode == 2 and out.stderr.strip().startswith("error:") and "\n" not in out.stderr.strip()

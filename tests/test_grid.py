@@ -116,3 +116,28 @@ def test_changed_config_refuses_to_mix_and_keeps_results(grid):
     lines = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "overwrite=true" in lines[0]
     assert scores.read_bytes() == before
+
+
+def test_cells_side_by_side_match_the_sequential_grid(grid):
+    """hydra.launcher.jobs=2: two worker processes run cells at the same time, with the sequential results."""
+    import json
+
+    sweep, _ = grid
+    sources = [BASELINE, "Counting", "Jigsaw"]
+    out = run_cli(["-m", "model=qwen", f"source_task={','.join(sources)}", "experiment=test", "sweep=side_by_side",
+                   "hydra.launcher.jobs=2"], sweep.parent)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "3 cells, 2 at a time" in out.stderr + out.stdout
+    parallel = sweep.parent / "side_by_side" / "cells" / "qwen"
+    spans = []
+    for source in sources:
+        timings = json.loads((parallel / source / "seed=0" / "timings.json").read_text())
+        spans.append((timings["started_at"], timings["started_at"] + timings["wall"]))
+        mine, theirs = (pl.read_parquet(root / source / "seed=0" / "predictions.parquet").drop("sweep")
+                        for root in (parallel, sweep / "cells" / "qwen"))
+        assert mine.drop("loglik").equals(theirs.drop("loglik"))
+        assert [round(x, 4) for row in mine["loglik"] for x in row] == [round(x, 4) for row in theirs["loglik"]
+                                                                         for x in row]
+    (a0, a1), (b0, b1) = spans[:2]
+    assert a0 < b1 and b0 < a1   # the first two cells overlap in time
+

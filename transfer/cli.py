@@ -27,9 +27,11 @@ def _values(value: str) -> list[str]:
 
 
 def check_overrides(argv: list[str]) -> None:
-    """Exit with a one-line error if an override names an option that no config group has."""
+    """Exit with a one-line error if an override names an option that no config group has, or a bad cell count."""
     for arg in argv:
         key, sep, value = arg.lstrip("+~").partition("=")
+        if key == "hydra.launcher.jobs" and not (value == "auto" or value.isdigit() and int(value) >= 1):
+            _fail(f"hydra.launcher.jobs={value}: expected auto or a whole number of cells at once, >= 1")
         if not sep or key not in CHECKED_GROUPS or value in ("", "null"):
             continue
         valid = group_options(key)
@@ -61,7 +63,7 @@ def quiet_libraries() -> None:
     """Silence library progress bars and chatter; our own progress display reports instead."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("WANDB_SILENT", "true")
-    if not _has_cuda():
+    if not has_cuda():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -77,7 +79,7 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _has_cuda() -> bool:
+def has_cuda() -> bool:
     return Path("/dev/nvidia0").exists() or bool(os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 

@@ -1,7 +1,11 @@
-"""Progress display: a tqdm bar on a terminal, a few plain log lines otherwise (quiet in CI logs)."""
+"""Progress display: a tqdm bar on a terminal, a few plain log lines otherwise (quiet in CI logs).
+
+TRANSFER_PLAIN_PROGRESS=1 asks for the log lines on a terminal too (cells running side by side).
+"""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
@@ -16,7 +20,7 @@ class Progress:
     def __init__(self, total: int, desc: str, unit: str = "it", every: float = 0.25):
         self.total, self.desc, self.unit, self.every = total, desc, unit, every
         self.done, self.start, self._next_log = 0, time.perf_counter(), every
-        self.bar = tqdm(total=total, desc=desc, unit=unit, leave=False) if sys.stderr.isatty() else None
+        self.bar = tqdm(total=total, desc=desc, unit=unit, leave=False) if _bars() else None
 
     def eta_seconds(self) -> float:
         elapsed = time.perf_counter() - self.start
@@ -37,3 +41,7 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _bars() -> bool:
+    return sys.stderr.isatty() and os.environ.get("TRANSFER_PLAIN_PROGRESS") != "1"
