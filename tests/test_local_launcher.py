@@ -15,7 +15,7 @@ def test_auto_is_one_cell_with_a_gpu_and_two_on_a_multicore_cpu(monkeypatch) -> 
     monkeypatch.setattr("transfer.cli.has_cuda", lambda: True)
     assert auto_jobs() == 1
     monkeypatch.setattr("transfer.cli.has_cuda", lambda: False)
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
     assert auto_jobs() == 2
-    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
     assert auto_jobs() == 1

@@ -1,7 +1,7 @@
 """The local launcher: cells on this machine, one after another or `jobs` at a time, with a grid progress line.
 
 `jobs: 1` is Hydra's basic in-process launcher. `jobs: N` runs N cells side by side in N worker processes
-(spawned once, each reused for many cells), each with `cpus // N` torch threads: a tiny model's forward/backward
+(spawned once, each reused for many cells), each with `cores // N` torch threads: a tiny model's forward/backward
 does not use two threads well, so on 2 cores two one-thread cells finish a grid 1.4x sooner than one two-thread
 cell at a time. `jobs: auto` is 1 where a GPU is visible (cells would share it) and otherwise 2 on >= 2 cores.
 Cells of different models are handed out in turn, so the models' base stages (built once per model, under a file
@@ -30,6 +30,8 @@ log = logging.getLogger("transfer")
 
 
 class LocalLauncher(BasicLauncher):
+    """Hydra's basic launcher with a grid progress line and `jobs` cells at a time."""
+
     def __init__(self, jobs: int | str = "auto") -> None:
         super().__init__()
         self.jobs = auto_jobs() if jobs == "auto" else jobs
@@ -52,7 +54,7 @@ class LocalLauncher(BasicLauncher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         workers = min(self.jobs, len(job_overrides))
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = max(1, cores() // workers)
         log.info("launching %d cells, %d at a time (%d torch thread%s each)", len(job_overrides), workers, threads,
                  "" if threads == 1 else "s")
         state = Singleton.get_state()
@@ -78,11 +80,16 @@ class LocalLauncher(BasicLauncher):
         return [runs[i] for i in range(len(job_overrides))]
 
 
+def cores() -> int:
+    """CPU cores this process may run on (its affinity: a container's or a SLURM allocation's share)."""
+    return len(os.sched_getaffinity(0))
+
+
 def auto_jobs() -> int:
     """Cells at once for `jobs: auto`: 1 with a GPU, else 2 when there are at least 2 cores."""
     from transfer.cli import has_cuda
 
-    return 1 if has_cuda() else min(2, os.cpu_count() or 1)
+    return 1 if has_cuda() else min(2, cores())
 
 
 def models_in_turn(job_overrides: Sequence[Sequence[str]]) -> list[int]:
