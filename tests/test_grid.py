@@ -140,4 +140,3 @@ def test_cells_side_by_side_match_the_sequential_grid(grid):
                                                                          for x in row]
     (a0, a1), (b0, b1) = spans[:2]
     assert a0 < b1 and b0 < a1   # the first two cells overlap in time
-

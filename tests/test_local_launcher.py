@@ -12,9 +12,9 @@ def test_models_take_turns_and_keep_their_own_order() -> None:
 
 
 def test_auto_is_one_cell_with_a_gpu_and_two_on_a_multicore_cpu(monkeypatch) -> None:
-    monkeypatch.setattr("transfer.cli.has_cuda", lambda: True)
+    monkeypatch.setattr("hydra_plugins.transfer_launchers.local.has_cuda", lambda: True)
     assert auto_jobs() == 1
-    monkeypatch.setattr("transfer.cli.has_cuda", lambda: False)
+    monkeypatch.setattr("hydra_plugins.transfer_launchers.local.has_cuda", lambda: False)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
     assert auto_jobs() == 2
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})

@@ -22,7 +22,6 @@ CELL = ["model=qwen", "source_task=Counting", "experiment=test", f"train.steps={
         "targets=[Counting,Jigsaw,Art_Style]"]
 
 
-
 def _start(outputs: Path, cache: Path, sweep: str) -> subprocess.Popen:
     env = child_env(TRANSFER_OUTPUTS=str(outputs))
     return subprocess.Popen([sys.executable, "-m", "transfer.run", *CELL, f"sweep={sweep}", f"paths.cache={cache}"],

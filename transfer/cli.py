@@ -30,8 +30,11 @@ def check_overrides(argv: list[str]) -> None:
     """Exit with a one-line error if an override names an option that no config group has, or a bad cell count."""
     for arg in argv:
         key, sep, value = arg.lstrip("+~").partition("=")
-        if key == "hydra.launcher.jobs" and not (value == "auto" or value.isdigit() and int(value) >= 1):
-            _fail(f"hydra.launcher.jobs={value}: expected auto or a whole number of cells at once, >= 1")
+        if key == "hydra.launcher.jobs":
+            try:
+                check_jobs(int(value) if value.isdigit() else value)
+            except ValueError as err:
+                _fail(str(err))
         if not sep or key not in CHECKED_GROUPS or value in ("", "null"):
             continue
         valid = group_options(key)
@@ -41,6 +44,12 @@ def check_overrides(argv: list[str]) -> None:
                     _fail(f"{key}={value} matches no {key}; expected a pattern over: {', '.join(valid)}")
             elif name not in valid:
                 _fail(f"unknown {key} {name!r} (from {arg}); expected one of: {', '.join(valid)}")
+
+
+def check_jobs(jobs: object) -> None:
+    """Raise ValueError unless `jobs` (the local launcher's cells at once) is auto or a whole number >= 1."""
+    if not (jobs == "auto" or isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):
+        raise ValueError(f"hydra.launcher.jobs={jobs}: expected auto or a whole number of cells at once, >= 1")
 
 
 def one_line_errors(func):

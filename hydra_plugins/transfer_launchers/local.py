@@ -26,6 +26,8 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
 from omegaconf import open_dict
 
+from transfer.cli import check_jobs, has_cuda
+
 log = logging.getLogger("transfer")
 
 
@@ -34,9 +36,8 @@ class LocalLauncher(BasicLauncher):
 
     def __init__(self, jobs: int | str = "auto") -> None:
         super().__init__()
+        check_jobs(jobs)
         self.jobs = auto_jobs() if jobs == "auto" else jobs
-        if not isinstance(self.jobs, int) or self.jobs < 1:
-            raise ValueError(f"hydra.launcher.jobs={jobs!r}: expected auto or a whole number of cells at once, >= 1")
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         grid = _GridProgress(len(job_overrides))
@@ -49,7 +50,7 @@ class LocalLauncher(BasicLauncher):
         return self._launch_parallel(job_overrides, initial_job_idx, grid)
 
     def _launch_parallel(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
-                         grid: "_GridProgress") -> list[JobReturn]:
+                         grid: _GridProgress) -> list[JobReturn]:
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
@@ -87,8 +88,6 @@ def cores() -> int:
 
 def auto_jobs() -> int:
     """Cells at once for `jobs: auto`: 1 with a GPU, else 2 when there are at least 2 cores."""
-    from transfer.cli import has_cuda
-
     return 1 if has_cuda() else min(2, cores())
 
 
