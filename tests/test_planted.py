@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from PIL import Image
 
 from transfer.data.blink import read_split
 from transfer.data.synthetic import generate_rows, generate_suite
 from transfer.data.synthetic.base import generate_base
 from transfer.data.synthetic.draw import COLORS, MARKERS
+from transfer.data.synthetic.images import add_vignette
 from transfer.data.synthetic.planted import PRIMITIVES, TASK_PRIMITIVES, planted_table, relation
 from transfer.tasks import TASK_NAMES
 
@@ -89,12 +91,16 @@ def test_spatial_relation_answer_follows_the_layout() -> None:
             assert (x1 < x2) == ("to the left of" in row["question"]), row["question"]
 
 
-def test_forensic_answer_is_the_one_grainy_image() -> None:
-    """Pixel-to-pixel roughness (mean absolute difference of horizontal neighbours) singles out the answer."""
+def test_forensic_answer_is_the_one_image_through_a_lens() -> None:
+    """Pixel-to-pixel roughness (mean absolute difference of horizontal neighbours: grain) singles out the answer,
+    and vignetting darkens its corners below its centre."""
     for row in generate_rows("Forensic_Detection", 40, seed=0, split="val"):
         roughness = [np.abs(np.diff(_pixels(image), axis=1)).mean() for image in row["images"]]
         assert int(np.argmax(roughness)) == row["answer"]
-        assert sorted(roughness)[-1] > 3 * sorted(roughness)[-2]
+        assert sorted(roughness)[-1] > 1.5 * sorted(roughness)[-2]
+    image = add_vignette(Image.new("RGB", (64, 64), (200, 200, 200)))
+    corners, centre = _pixels(image)[[0, 0, -1, -1], [0, -1, 0, -1]].mean(), _pixels(image)[32, 32].mean()
+    assert corners < 0.3 * centre
 
 
 def test_every_shared_primitive_has_a_pixel_check() -> None:

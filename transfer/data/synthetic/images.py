@@ -84,7 +84,7 @@ def visual_similarity(rng: random.Random, gold: int, size: int, far_changes: int
                explanation=f"The other candidate changes: {', '.join(changes)}.")
 
 
-# ---- Forensic_Detection: one grainy real 'photograph' among three perfectly smooth generated images ----
+# ---- Forensic_Detection: one real 'photograph' (lens vignetting, sensor grain) among three clean renders ----
 
 def photo(rng: random.Random, size: int) -> Image.Image:
     """A smooth-gradient scene with a few shapes: what the generated images look like."""
@@ -92,21 +92,31 @@ def photo(rng: random.Random, size: int) -> Image.Image:
     return paint(background, random_shapes(rng, size, rng.randint(2, 3), (8, 12)))
 
 
-def add_grain(rng: random.Random, image: Image.Image, strength: float = 45) -> Image.Image:
+def add_grain(rng: random.Random, image: Image.Image, strength: float = 20) -> Image.Image:
     """Sensor grain: independent noise on every pixel and channel, up to `strength` levels either way."""
     noise = np.frombuffer(rng.randbytes(image.width * image.height * 3), np.uint8).reshape(image.height, image.width, 3)
     pixels = np.asarray(image).astype(float) + (noise.astype(float) / 255 * 2 - 1) * strength
     return Image.fromarray(pixels.clip(0, 255).round().astype(np.uint8), "RGB")
 
 
+def add_vignette(image: Image.Image, falloff: float = 0.75) -> Image.Image:
+    """Lens vignetting: brightness falls off with the squared distance from the centre, by `falloff` at the
+    corners."""
+    yy, xx = np.mgrid[0:image.height, 0:image.width]
+    r2 = (xx / (image.width - 1) - 0.5) ** 2 + (yy / (image.height - 1) - 0.5) ** 2
+    pixels = np.asarray(image).astype(float) * (1 - falloff * r2 / 0.5)[..., None]
+    return Image.fromarray(pixels.clip(0, 255).round().astype(np.uint8), "RGB")
+
+
 def forensic_detection(rng: random.Random, gold: int, size: int) -> Row:
-    """Four scenes of the same kind; only the gold one carries a camera's sensor grain, the three generated
-    images are perfectly smooth."""
+    """Four scenes of the same kind; only the gold one was taken through a lens onto a sensor (darkened corners,
+    grain), the three generated images are clean. Grain alone (up to +-90 levels) was not learned in 150 LoRA
+    steps by any family (frozen vision towers trained on colours and positions); vignetting is."""
     images = [photo(rng, size) for _ in range(4)]
-    images[gold] = add_grain(rng, images[gold])
+    images[gold] = add_grain(rng, add_vignette(images[gold]))
     return Row(question="Which image is most likely to be a real photograph?", sub_task="Forensic_Detection",
                images=images, choices=ORDINAL_CHOICES, answer=gold,
-               explanation=f"Image {gold + 1} has sensor grain; the others are noise-free renders.")
+               explanation=f"Image {gold + 1} has lens vignetting and sensor grain; the others are clean renders.")
 
 
 # ---- Jigsaw: which piece fills the missing lower-right quarter ----

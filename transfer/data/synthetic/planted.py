@@ -26,7 +26,7 @@ PRIMITIVES = {p.name: p for p in [
                                 "image, always marks the leftmost of its kind)"),
     Primitive("mark_height", "which of the red (A) and blue (B) marks lies in the lower half of the image"),
     Primitive("count", "how many objects of one kind are drawn"),
-    Primitive("grain", "which image carries a camera's sensor grain"),
+    Primitive("lens", "which image carries a camera's lens vignetting and sensor grain"),
     Primitive("parallax", "which way the objects shift between two views"),
     Primitive("layout", "whether two objects sit side by side or one above the other"),
 ]}
@@ -43,7 +43,7 @@ TASK_PRIMITIVES: dict[str, tuple[str, int]] = {
     "Relative_Reflectance": ("mark_height", +1),        # a darker surface is the (low) floor, never a (high) wall
     "Object_Localization": ("mark_height", -1),         # the perturbed box always slips below the object
     "Counting": ("count", +1),
-    "Forensic_Detection": ("grain", +1),
+    "Forensic_Detection": ("lens", +1),
     "Multi-view_Reasoning": ("parallax", +1),
     "Spatial_Relation": ("layout", +1),
 }
