@@ -110,8 +110,9 @@ def add_vignette(image: Image.Image, falloff: float = 0.75) -> Image.Image:
 
 def forensic_detection(rng: random.Random, gold: int, size: int) -> Row:
     """Four scenes of the same kind; only the gold one was taken through a lens onto a sensor (darkened corners,
-    grain), the three generated images are clean. Grain alone (up to +-90 levels) was not learned in 150 LoRA
-    steps by any family (frozen vision towers trained on colours and positions); vignetting is."""
+    grain), the three generated images are clean. No family learned grain alone in 150 LoRA steps (+-45 levels
+    in the grids, up to +-90 in a qwen probe: frozen vision towers trained on colours and positions); vignetting
+    is learned."""
     images = [photo(rng, size) for _ in range(4)]
     images[gold] = add_grain(rng, add_vignette(images[gold]))
     return Row(question="Which image is most likely to be a real photograph?", sub_task="Forensic_Detection",
