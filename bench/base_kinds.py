@@ -2,7 +2,8 @@
 
 Tells whether a base stage learned its generic kinds at all (a kind at chance cannot carry over to any task).
 The held-out questions come from another data seed than the base stage's; scoring is the cells' (option
-log-likelihood, no calibration), with each family's answer prefix from conf/model.
+log-likelihood, no calibration), with the family and answer prefix of conf/model/<name>.yaml (cached bases are
+named <model name>-<key>).
 
     python bench/base_kinds.py outputs/.cache/models/qwen-*[0-9a-f] [--per-kind 200] [--seed 99]
 """
@@ -12,11 +13,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import yaml
+from omegaconf import OmegaConf
 
 from transfer.data.blink import read_split
 from transfer.data.synthetic.base import BASE_KINDS, generate_base
-from transfer.evaluate import predict, score_examples
+from transfer.evaluate import evaluate_targets
 from transfer.models.encode import encode_questions
 from transfer.models.families import load_pretrained
 
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoints", nargs="+", type=Path, help="cached base model folders (<family>-<key>)")
+    parser.add_argument("checkpoints", nargs="+", type=Path, help="cached base model folders (<model name>-<key>)")
     parser.add_argument("--per-kind", type=int, default=200, help="held-out questions per kind")
     parser.add_argument("--seed", type=int, default=99, help="data seed of the held-out questions")
     args = parser.parse_args()
@@ -33,15 +34,13 @@ def main() -> None:
         generate_base(root, seed=args.seed, size_per_kind=args.per_kind)
         questions = {kind: read_split(root, kind, "train") for kind in BASE_KINDS}
     for checkpoint in args.checkpoints:
-        family = checkpoint.name.split("-")[0]
-        prefix = yaml.safe_load((ROOT / "conf" / "model" / f"{family}.yaml").read_text())["answer_prefix"]
-        loaded = load_pretrained(family, checkpoint)
-        accuracy = {}
-        for kind, qs in questions.items():
-            examples = encode_questions(loaded.processor, family, prefix, qs)
-            scores = score_examples(loaded.model, examples, family, loaded.tokenizer.pad_token_id, 32)
-            accuracy[kind] = sum(p == q.answer for p, q in zip(predict(scores, "none"), qs)) / len(qs)
-        print(checkpoint.name, "  ".join(f"{kind.removeprefix('Base_')} {acc:.2f}" for kind, acc in accuracy.items()))
+        model = OmegaConf.load(ROOT / "conf" / "model" / f"{checkpoint.name.rsplit('-', 1)[0]}.yaml")
+        loaded = load_pretrained(model.family, checkpoint)
+        encoded = {kind: encode_questions(loaded.processor, model.family, model.answer_prefix, qs)
+                   for kind, qs in questions.items()}
+        results = evaluate_targets(loaded.model, encoded, model.family, loaded.tokenizer.pad_token_id, 32)
+        print(checkpoint.name, "  ".join(f"{r.task.removeprefix('Base_')} {sum(r.correct) / len(r.correct):.2f}"
+                                         for r in results))
 
 
 if __name__ == "__main__":
