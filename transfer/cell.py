@@ -14,7 +14,6 @@ import traceback
 from pathlib import Path
 
 import polars as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 from peft import PeftModel
 
@@ -161,8 +160,6 @@ def run_cell(cfg: DictConfig) -> dict:
         for name in (SCORES, PREDICTIONS):
             (cell / name).unlink(missing_ok=True)
     cell.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
     started, started_at, before = time.perf_counter(), time.time(), timing.snapshot()
     try:
         scores = _compute(cfg, cell, chash)

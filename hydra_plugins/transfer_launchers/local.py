@@ -27,6 +27,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from omegaconf import open_dict
 
 from transfer.cli import check_jobs, has_cuda
+from transfer.threads import limit_threads
 
 log = logging.getLogger("transfer")
 
@@ -116,11 +117,8 @@ class _GridProgress:
 
 
 def _init_worker(threads: int) -> None:
-    os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["TRANSFER_PLAIN_PROGRESS"] = "1"   # progress bars of side-by-side cells would overwrite each other
-    import torch
-
-    torch.set_num_threads(threads)
+    limit_threads(threads)
 
 
 def _run_cell(payload: bytes) -> bytes:
