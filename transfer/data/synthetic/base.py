@@ -3,10 +3,12 @@
 It teaches colours, positions and counts, and the three primitives the planted pairs rest on (colour match,
 mark height and leftmost point; see `planted.py`) with questions that none of the 13 tasks asks, in the option
 wording of the tasks that rest on them (a tiny model's skill is tied to that wording), so that the base can
-start above chance on the (+) tasks and below it on the (-) ones. Each generator is `fn(rng, slot, size) -> Row`;
-slots are drawn evenly, and each kind maps its slot to the gold option so that gold letters stay balanced. Kinds
-that a two-layer model did not learn next to these (shape, size, which image, same image, same place across
-two images) were dropped: they only diluted the others.
+start above chance on the (+) tasks and below it on the (-) ones. Two more generic skills give the base more
+targets to lose, in the wording style of the tasks where they apply: the same background (Visual_Similarity's
+framing) and side by side or one above the other (yes/no, the layout that decides Spatial_Relation). Each
+generator is `fn(rng, slot, size) -> Row`; slots are drawn evenly, and each kind maps its slot to the gold option
+so that gold letters stay balanced. Kinds that a two-layer model did not learn next to these (shape, size, which
+image, same image, same place across two images) were dropped: they only diluted the others.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from transfer.data.blink import Row, write_split
 from transfer.data.synthetic import balanced_golds
 from transfer.data.synthetic.draw import (
     COLORS, MARKERS, OBJECT_COLORS, OUTLINE, PLAIN_COLORS, SHAPES, canvas, draw_box, draw_ring, draw_shape,
-    far_apart, grid_positions, leftmost_by, marker_legend, paint, px, random_shapes,
+    far_apart, free_positions, grid_positions, leftmost_by, marker_legend, paint, px, random_shapes,
 )
 from transfer.data.synthetic.images import BACKDROPS, CANDIDATE_CHOICES
 from transfer.data.synthetic.scenes import POINT_CHOICES
@@ -131,6 +133,41 @@ def base_left_mark(rng: random.Random, slot: int, size: int) -> Row:
                answer=slot, explanation=f"Point {'ABCD'[slot]} is furthest left.")
 
 
+def base_same_backdrop(rng: random.Random, slot: int, size: int) -> Row:
+    """Three images of different shapes; which of the latter two has the first one's background (2 options)?"""
+    backdrop, other = rng.sample(range(len(BACKDROPS)), 2)
+
+    def scene(back: int) -> Image.Image:
+        return paint(canvas(size, BACKDROPS[back])[0], random_shapes(rng, size, rng.randint(1, 3), (8, 12)))
+
+    candidates = [scene(backdrop), scene(other)]
+    if slot == 1:
+        candidates.reverse()
+    return Row(question="Given three images, take the first image as reference. Which one of the latter two images "
+                        "has the same background colour as the first one?",
+               sub_task="Base_Same_Backdrop", images=[scene(backdrop), *candidates],
+               choices=list(CANDIDATE_CHOICES), answer=slot, explanation=f"Image {slot + 2}.")
+
+
+def base_side_by_side(rng: random.Random, slot: int, size: int) -> Row:
+    """Two shapes, side by side (yes) or one above the other (no), in either order (2 options)."""
+    looks = [(rng.choice(SHAPES), c) for c in rng.sample(OBJECT_COLORS, 2)]
+    radii = [px(size, rng.uniform(8, 11)) for _ in range(2)]
+    while True:
+        centres = free_positions(rng, radii, size)
+        if centres is None:
+            continue
+        dx, dy = (abs(centres[0][k] - centres[1][k]) for k in (0, 1))
+        along, across = (dx, dy) if slot == 0 else (dy, dx)
+        if along >= radii[0] + radii[1] and across <= 0.5 * along:
+            break
+    (s1, c1), (s2, c2) = looks
+    shapes = [(s, c, x, y, r) for (s, c), (x, y), r in zip(looks, centres, radii)]
+    return Row(question=f"Are the {c1} {s1} and the {c2} {s2} side by side?", sub_task="Base_Side_By_Side",
+               images=[paint(canvas(size)[0], shapes)], choices=["yes", "no"], answer=slot,
+               explanation="Side by side." if slot == 0 else "One above the other.")
+
+
 BaseGenerator = Callable[[random.Random, int, int], Row]
 BASE_GENERATORS: dict[str, tuple[BaseGenerator, int]] = {   # kind -> (generator, number of slots)
     "Base_Color": (base_color, 4),
@@ -139,6 +176,8 @@ BASE_GENERATORS: dict[str, tuple[BaseGenerator, int]] = {   # kind -> (generator
     "Base_Colour_Match": (base_colour_match, 2),
     "Base_Lower_Mark": (base_lower_mark, 2),
     "Base_Left_Mark": (base_left_mark, 4),
+    "Base_Same_Backdrop": (base_same_backdrop, 2),
+    "Base_Side_By_Side": (base_side_by_side, 2),
 }
 BASE_KINDS: list[str] = list(BASE_GENERATORS)
 
