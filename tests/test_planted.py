@@ -81,6 +81,27 @@ def test_base_left_mark_answer_is_the_leftmost_point(tmp_path: Path) -> None:
         assert int(np.argmin(xs)) == q.answer and sorted(xs)[1] - sorted(xs)[0] >= 8
 
 
+def test_base_side_by_side_answer_follows_the_layout(tmp_path: Path) -> None:
+    """yes: the two named shapes sit side by side (either order); no: one sits above the other."""
+    generate_base(tmp_path, seed=0, size_per_kind=24)
+    for q in read_split(tmp_path, "Base_Side_By_Side", "train"):
+        first, second = re.match(r"Are the (\w+) \w+ and the (\w+) \w+ side by side\?", q.prompt).groups()
+        (x1, y1), (x2, y2) = (_centre(q.images[0], c) for c in (first, second))
+        assert (abs(x1 - x2) > abs(y1 - y2)) == (q.answer == 0), q.meta
+
+
+def _background(image) -> tuple[int, ...]:
+    colours, counts = np.unique(_pixels(image).reshape(-1, 3), axis=0, return_counts=True)
+    return tuple(colours[counts.argmax()])
+
+
+def test_base_same_backdrop_answer_has_the_reference_background(tmp_path: Path) -> None:
+    generate_base(tmp_path, seed=0, size_per_kind=24)
+    for q in read_split(tmp_path, "Base_Same_Backdrop", "train"):
+        reference, *candidates = (_background(image) for image in q.images)
+        assert candidates[q.answer] == reference != candidates[1 - q.answer]
+
+
 def test_spatial_relation_answer_follows_the_layout() -> None:
     """yes: the two named shapes sit side by side in the named order; no: one sits above the other."""
     for row in generate_rows("Spatial_Relation", 40, seed=0, split="val"):
