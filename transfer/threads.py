@@ -9,7 +9,8 @@ def limit_threads(threads: int) -> None:
 
     OpenMP reads OMP_NUM_THREADS once, when torch is first imported; `torch.set_num_threads` alone leaves an
     OpenMP team of the machine's core count that kept a second thread busy (about 50 % of a core) in a base stage,
-    so two one-thread cells side by side on 2 cores ran at a third of their speed. Call before importing torch.
+    so two one-thread base stages side by side on 2 cores ran 5x slower (0.9 s a step, not 0.18). Call before
+    importing torch.
     """
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     import torch
