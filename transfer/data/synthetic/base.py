@@ -22,7 +22,7 @@ from transfer.data.blink import Row, write_split
 from transfer.data.synthetic import balanced_golds
 from transfer.data.synthetic.draw import (
     COLORS, MARKERS, OBJECT_COLORS, OUTLINE, PLAIN_COLORS, SHAPES, canvas, draw_box, draw_ring, draw_shape,
-    far_apart, free_positions, grid_positions, leftmost_by, marker_legend, paint, px, random_shapes,
+    far_apart, grid_positions, leftmost_by, marker_legend, paint, place_pair, px, random_shapes,
 )
 from transfer.data.synthetic.images import BACKDROPS, CANDIDATE_CHOICES
 from transfer.data.synthetic.scenes import POINT_CHOICES
@@ -71,6 +71,15 @@ def base_count(rng: random.Random, slot: int, size: int) -> Row:
                choices=list(BASE_COUNTS), answer=slot, explanation=f"{n} shapes.")
 
 
+def _reference_and_candidates(scene: Callable[[int], Image.Image], backdrop: int, other: int,
+                              slot: int) -> list[Image.Image]:
+    """A reference on `backdrop` and two candidates, the one on `backdrop` at `slot` (0: second image, 1: third)."""
+    candidates = [scene(backdrop), scene(other)]
+    if slot == 1:
+        candidates.reverse()
+    return [scene(backdrop), *candidates]
+
+
 def base_colour_match(rng: random.Random, slot: int, size: int) -> Row:
     """Three images of shapes on a backdrop; the match repeats the first one's backdrop and colours with other
     shapes, the lure has another backdrop (2 options)."""
@@ -80,12 +89,9 @@ def base_colour_match(rng: random.Random, slot: int, size: int) -> Row:
     def scene(back: int) -> Image.Image:
         return paint(canvas(size, BACKDROPS[back])[0], random_shapes(rng, size, rng.randint(1, 2), (9, 13), colors))
 
-    candidates = [scene(backdrop), scene(other)]
-    if slot == 1:
-        candidates.reverse()
     return Row(question="Use the first image as the reference. Which one of the second or the third image has the "
                         "colours of the reference image?",
-               sub_task="Base_Colour_Match", images=[scene(backdrop), *candidates],
+               sub_task="Base_Colour_Match", images=_reference_and_candidates(scene, backdrop, other, slot),
                choices=list(CANDIDATE_CHOICES), answer=slot, explanation=f"Image {slot + 2}.")
 
 
@@ -140,12 +146,9 @@ def base_same_backdrop(rng: random.Random, slot: int, size: int) -> Row:
     def scene(back: int) -> Image.Image:
         return paint(canvas(size, BACKDROPS[back])[0], random_shapes(rng, size, rng.randint(1, 3), (8, 12)))
 
-    candidates = [scene(backdrop), scene(other)]
-    if slot == 1:
-        candidates.reverse()
     return Row(question="Given three images, take the first image as reference. Which one of the latter two images "
                         "has the same background colour as the first one?",
-               sub_task="Base_Same_Backdrop", images=[scene(backdrop), *candidates],
+               sub_task="Base_Same_Backdrop", images=_reference_and_candidates(scene, backdrop, other, slot),
                choices=list(CANDIDATE_CHOICES), answer=slot, explanation=f"Image {slot + 2}.")
 
 
@@ -153,14 +156,7 @@ def base_side_by_side(rng: random.Random, slot: int, size: int) -> Row:
     """Two shapes, side by side (yes) or one above the other (no), in either order (2 options)."""
     looks = [(rng.choice(SHAPES), c) for c in rng.sample(OBJECT_COLORS, 2)]
     radii = [px(size, rng.uniform(8, 11)) for _ in range(2)]
-    while True:
-        centres = free_positions(rng, radii, size)
-        if centres is None:
-            continue
-        dx, dy = (abs(centres[0][k] - centres[1][k]) for k in (0, 1))
-        along, across = (dx, dy) if slot == 0 else (dy, dx)
-        if along >= radii[0] + radii[1] and across <= 0.5 * along:
-            break
+    centres = place_pair(rng, radii, size, "x" if slot == 0 else "y")
     (s1, c1), (s2, c2) = looks
     shapes = [(s, c, x, y, r) for (s, c), (x, y), r in zip(looks, centres, radii)]
     return Row(question=f"Are the {c1} {s1} and the {c2} {s2} side by side?", sub_task="Base_Side_By_Side",

@@ -124,6 +124,22 @@ def free_positions(rng: random.Random, radii: list[float], size: int, gap: float
     return [(x, y) for x, y, _ in placed[len(avoid):]]
 
 
+
+def place_pair(rng: random.Random, radii: list[float], size: int, axis: str,
+               sign: int | None = None) -> list[tuple[float, float]]:
+    """Free centres of two circles apart along `axis` ("x" or "y") by at least the sum of their radii and at most
+    half that across; with `sign`, the first lies that way along x from the second (-1: left of it)."""
+    while True:
+        centres = free_positions(rng, radii, size)
+        if centres is None:
+            continue
+        dx, dy = (centres[0][k] - centres[1][k] for k in (0, 1))
+        along, across = (abs(dx), abs(dy)) if axis == "x" else (abs(dy), abs(dx))
+        if sign is not None:
+            along = dx * sign
+        if along >= radii[0] + radii[1] and across <= 0.5 * along:
+            return centres
+
 Shape = tuple[str, str, float, float, float]   # shape, colour name, x, y, radius
 
 

@@ -5,8 +5,8 @@ import random
 
 from transfer.data.blink import Row
 from transfer.data.synthetic.draw import (
-    COLORS, OBJECT_COLORS, OUTLINE, SHAPES, canvas, draw_box, draw_shape, free_positions, grid_positions, px,
-    shape_box,
+    COLORS, OBJECT_COLORS, OUTLINE, SHAPES, canvas, draw_box, draw_shape, free_positions, grid_positions,
+    place_pair, px, shape_box,
 )
 
 
@@ -43,14 +43,7 @@ def spatial_relation(rng: random.Random, gold: int, size: int) -> Row:
     truth = gold == 0
     looks = [(rng.choice(SHAPES), c) for c in rng.sample(OBJECT_COLORS, 2)]
     radii = [px(size, rng.uniform(8, 11)) for _ in range(2)]
-    while True:
-        centres = free_positions(rng, radii, size)
-        if centres is None:
-            continue
-        dx, dy = (centres[0][k] - centres[1][k] for k in (0, 1))
-        along, across = (dx * sign, abs(dy)) if truth else (abs(dy), abs(dx))
-        if along >= radii[0] + radii[1] and across <= 0.5 * along:
-            break
+    centres = place_pair(rng, radii, size, "x" if truth else "y", sign if truth else None)
     image, draw = canvas(size)
     for (s, c), (x, y), r in zip(looks, centres, radii):
         draw_shape(draw, s, x, y, r, COLORS[c], OUTLINE)
