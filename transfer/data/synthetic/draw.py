@@ -124,7 +124,6 @@ def free_positions(rng: random.Random, radii: list[float], size: int, gap: float
     return [(x, y) for x, y, _ in placed[len(avoid):]]
 
 
-
 def place_pair(rng: random.Random, radii: list[float], size: int, axis: str,
                sign: int | None = None) -> list[tuple[float, float]]:
     """Free centres of two circles apart along `axis` ("x" or "y") by at least the sum of their radii and at most
@@ -134,11 +133,13 @@ def place_pair(rng: random.Random, radii: list[float], size: int, axis: str,
         if centres is None:
             continue
         dx, dy = (centres[0][k] - centres[1][k] for k in (0, 1))
-        along, across = (abs(dx), abs(dy)) if axis == "x" else (abs(dy), abs(dx))
-        if sign is not None:
-            along = dx * sign
+        if axis == "x":
+            along, across = (abs(dx) if sign is None else dx * sign), abs(dy)
+        else:
+            along, across = abs(dy), abs(dx)
         if along >= radii[0] + radii[1] and across <= 0.5 * along:
             return centres
+
 
 Shape = tuple[str, str, float, float, float]   # shape, colour name, x, y, radius
 
