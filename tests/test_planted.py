@@ -102,6 +102,16 @@ def test_base_same_backdrop_answer_has_the_reference_background(tmp_path: Path) 
         assert candidates[q.answer] == reference != candidates[1 - q.answer]
 
 
+def test_base_darker_patch_answer_follows_the_grey_under_the_points(tmp_path: Path) -> None:
+    """A darker (B darker) when the grey at A's ring centre is darker (lighter) than at B's; the same grey:
+    about the same."""
+    generate_base(tmp_path, seed=0, size_per_kind=24)
+    for q in read_split(tmp_path, "Base_Darker_Patch", "train"):
+        grey_a, grey_b = (_pixels(q.images[0])[round(y), round(x)].mean()
+                          for x, y in (_centre(q.images[0], MARKERS[label]) for label in "AB"))
+        assert q.answer == (2 if grey_a == grey_b else 0 if grey_a < grey_b else 1), q.meta
+
+
 def test_spatial_relation_answer_follows_the_layout() -> None:
     """yes: the two named shapes sit side by side in the named order; no: one sits above the other."""
     for row in generate_rows("Spatial_Relation", 40, seed=0, split="val"):

@@ -3,9 +3,10 @@
 It teaches colours, positions and counts, and the three primitives the planted pairs rest on (colour match,
 mark height and leftmost point; see `planted.py`) with questions that none of the 13 tasks asks, in the option
 wording of the tasks that rest on them (a tiny model's skill is tied to that wording), so that the base can
-start above chance on the (+) tasks and below it on the (-) ones. Two more generic skills give the base more
+start above chance on the (+) tasks and below it on the (-) ones. Three more generic skills give the base more
 targets to lose, in the wording style of the tasks where they apply: the same background (Visual_Similarity's
-framing) and side by side or one above the other (yes/no, the layout that decides Spatial_Relation). Each
+framing), side by side or one above the other (yes/no, the layout that decides Spatial_Relation) and which of two
+flat grey patches is darker (Relative_Reflectance's options, on patches far apart in brightness). Each
 generator is `fn(rng, slot, size) -> Row`; slots are drawn evenly, and each kind maps its slot to the gold option
 so that gold letters stay balanced. Kinds that a two-layer model did not learn next to these (shape, size, which
 image, same image, same place across two images) were dropped: they only diluted the others.
@@ -25,7 +26,7 @@ from transfer.data.synthetic.draw import (
     far_apart, grid_positions, leftmost_by, marker_legend, paint, place_pair, px, random_shapes,
 )
 from transfer.data.synthetic.images import BACKDROPS, CANDIDATE_CHOICES
-from transfer.data.synthetic.scenes import POINT_CHOICES
+from transfer.data.synthetic.scenes import POINT_CHOICES, REFLECTANCE_CHOICES
 
 
 # Options come in one fixed order per kind (a colour is always the same letter), so the gold letter is a function
@@ -114,7 +115,8 @@ def base_lower_mark(rng: random.Random, slot: int, size: int) -> Row:
         question = "Two boxes are drawn: Box A (red) and Box B (blue). Which box is lower in the image?"
         choices = ["Box A", "Box B"]
     else:
-        question = f"Two points are circled: {marker_legend(['A', 'B'])}. Which point is lower in the image?"
+        question = (f"Two points are circled: {marker_legend(['A', 'B'])}. Which point is closer to the bottom of the "
+                    f"image?")
         choices = ["A", "B"]
     return Row(question=question, sub_task="Base_Lower_Mark", images=[image], choices=choices, answer=slot,
                explanation=f"{'Box ' if boxes else ''}{'AB'[slot]} is lower.")
@@ -164,6 +166,36 @@ def base_side_by_side(rng: random.Random, slot: int, size: int) -> Row:
                explanation="Side by side." if slot == 0 else "One above the other.")
 
 
+GREY_LEVELS = (60, 110, 160, 210)   # flat patch brightness, far enough apart to read at a glance
+
+
+def base_darker_patch(rng: random.Random, slot: int, size: int) -> Row:
+    """Two flat grey patches, left and right or top and bottom, clearly different in brightness or the same, a
+    circled point on each: which point is on the darker patch, or are they about the same (3 options)?"""
+    if slot == 2:
+        levels = [rng.choice(GREY_LEVELS)] * 2
+    else:
+        levels = rng.sample(GREY_LEVELS, 2)
+        levels.sort(reverse=slot == 1)   # slot 0: A on the darker patch
+    image, draw = canvas(size)
+    cut = rng.randint(px(size, 24), px(size, 40))
+    vertical = rng.random() < 0.5
+    halves = [(0, 0, cut, size), (cut, 0, size, size)] if vertical else [(0, 0, size, cut), (0, cut, size, size)]
+    order = [0, 1] if rng.random() < 0.5 else [1, 0]   # which half holds A
+    margin = px(size, 6)
+    points = []
+    for level, half in zip(levels, order):
+        x0, y0, x1, y1 = halves[half]
+        draw.rectangle((x0, y0, x1, y1), fill=(level, level, level))
+        points.append((rng.randint(x0 + margin, x1 - margin), rng.randint(y0 + margin, y1 - margin)))
+    for label, (x, y) in zip("AB", points):
+        draw_ring(draw, x, y, MARKERS[label], size)
+    return Row(question=f"Two points are circled: {marker_legend(['A', 'B'])}. Which point lies on a darker "
+                        f"patch, or are the two patches about the same?", sub_task="Base_Darker_Patch",
+               images=[image], choices=list(REFLECTANCE_CHOICES), answer=slot,
+               explanation=f"Grey levels: A {levels[0]}, B {levels[1]}.")
+
+
 BaseGenerator = Callable[[random.Random, int, int], Row]
 BASE_GENERATORS: dict[str, tuple[BaseGenerator, int]] = {   # kind -> (generator, number of slots)
     "Base_Color": (base_color, 4),
@@ -174,6 +206,7 @@ BASE_GENERATORS: dict[str, tuple[BaseGenerator, int]] = {   # kind -> (generator
     "Base_Left_Mark": (base_left_mark, 4),
     "Base_Same_Backdrop": (base_same_backdrop, 2),
     "Base_Side_By_Side": (base_side_by_side, 2),
+    "Base_Darker_Patch": (base_darker_patch, 3),
 }
 BASE_KINDS: list[str] = list(BASE_GENERATORS)
 
