@@ -116,7 +116,7 @@ def base_lower_mark(rng: random.Random, slot: int, size: int) -> Row:
         choices = ["Box A", "Box B"]
     else:
         question = (f"Two points are circled: {marker_legend(['A', 'B'])}. Which point is closer to the bottom of the "
-                    f"image?")
+                    "image?")
         choices = ["A", "B"]
     return Row(question=question, sub_task="Base_Lower_Mark", images=[image], choices=choices, answer=slot,
                explanation=f"{'Box ' if boxes else ''}{'AB'[slot]} is lower.")
