@@ -1,0 +1,103 @@
+"""Diagnostic: is a skill tied to the question's wording? Scores a sweep's base model and source adapters on a
+task's own validation images twice, in the task's wording and reworded into the base stage's wording of the
+primitive the task rests on (`transfer.data.synthetic.planted`), with the gold option that wording implies.
+
+If the base answers the reworded question well but the task's own at chance, the base can read the primitive
+off these very images and the skill does not fire under the task's wording. If a source adapter moves the two
+wordings apart, what it learned is bound to the wording too. Scoring is the cells' (option log-likelihood,
+batch calibration); adapters come from `outputs/<sweep>/cells/<model>/<source>/seed=*/adapter`.
+
+    python bench/wording.py --sweep science --model qwen --data outputs/.cache/data/synthetic-<key> \
+        --sources Relative_Depth Object_Localization
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from pathlib import Path
+
+import polars as pl
+from omegaconf import OmegaConf
+from peft import PeftModel
+
+from transfer.data.blink import read_split
+from transfer.data.question import Question
+from transfer.evaluate import evaluate_targets
+from transfer.models.encode import encode_questions
+from transfer.models.families import load_pretrained
+from transfer.tasks import BASELINE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rewording:
+    pattern: str       # regex on the prompt's question, replaced by `question`
+    question: str      # the base stage's wording of the primitive (transfer/data/synthetic/base.py)
+    flip: bool         # whether the primitive picks the task's lure (a 2-option task: gold becomes 1 - gold)
+
+
+# The mark-height primitive: Relative_Depth's nearer point is the lower one, Object_Localization's lure box the
+# lower one (generators in transfer/data/synthetic/scenes.py and objects.py).
+REWORDINGS = {
+    "Relative_Depth": Rewording(r"Which point is closer to the camera\?",
+                                "Which point is closer to the bottom of the image?", flip=False),
+    "Object_Localization": Rewording(r"Two bounding boxes are drawn: (.*?)\. Which box .*?\?",
+                                     r"Two boxes are drawn: \1. Which box is lower in the image?", flip=True),
+}
+
+
+def reworded(question: Question, rewording: Rewording) -> Question:
+    """The question with its wording replaced; the options stay, the gold follows the primitive."""
+    prompt, n = re.subn(rewording.pattern, rewording.question, question.prompt, count=1)
+    if n != 1:
+        raise ValueError(f"{question.idx}: the prompt does not match {rewording.pattern!r}: {question.prompt!r}")
+    answer = 1 - question.answer if rewording.flip else question.answer
+    return dataclasses.replace(question, prompt=prompt, answer=answer)
+
+
+def adapters(sweep: Path, model: str, source: str) -> list[Path | None]:
+    if source == BASELINE:
+        return [None]
+    found = sorted((sweep / "cells" / model / source).glob("seed=*/adapter"))
+    if not found:
+        raise FileNotFoundError(f"no adapter under {sweep / 'cells' / model / source}; expected seed=*/adapter")
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sweep", required=True, help="sweep name under outputs/")
+    parser.add_argument("--model", required=True, help="model name (conf/model/<name>.yaml)")
+    parser.add_argument("--data", required=True, type=Path, help="the synthetic suite folder the sweep used")
+    parser.add_argument("--sources", nargs="*", default=[], help="source tasks whose adapters to score")
+    parser.add_argument("--outputs", type=Path, default=ROOT / "outputs")
+    args = parser.parse_args()
+    sweep = args.outputs / args.sweep
+    model = OmegaConf.load(ROOT / "conf" / "model" / f"{args.model}.yaml")
+    base_scores = sweep / "cells" / args.model / BASELINE / "seed=0" / "scores.parquet"
+    checkpoint = pl.read_parquet(base_scores)["checkpoint"][0]
+    questions = {}
+    for task, rewording in REWORDINGS.items():
+        own = read_split(args.data, task, "val")
+        questions[f"{task} (own)"] = own
+        questions[f"{task} (reworded)"] = [reworded(q, rewording) for q in own]
+    print(f"{args.model}, base {checkpoint}; accuracy, mean over seeds")
+    print(f"{'source':28s}" + "".join(f"{name:>34s}" for name in questions))
+    for source in [BASELINE, *args.sources]:
+        totals = {name: 0.0 for name in questions}
+        runs = adapters(sweep, args.model, source)
+        for adapter in runs:
+            loaded = load_pretrained(model.family, checkpoint)
+            net = loaded.model if adapter is None else PeftModel.from_pretrained(loaded.model, adapter)
+            encoded = {name: encode_questions(loaded.processor, model.family, model.answer_prefix, qs)
+                       for name, qs in questions.items()}
+            for result in evaluate_targets(net, encoded, model.family, loaded.tokenizer.pad_token_id, 64,
+                                           calibration="batch"):
+                totals[result.task] += sum(result.correct) / len(result.correct) / len(runs)
+        print(f"{source:28s}" + "".join(f"{totals[name]:34.2f}" for name in questions))
+
+
+if __name__ == "__main__":
+    main()

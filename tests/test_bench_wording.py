@@ -1,0 +1,47 @@
+"""bench/wording.py: its rewordings match the generators' questions, use the base stage's own wording, and keep
+the gold on the option the primitive picks (the lower mark, measured on the pixels)."""
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from transfer.data.blink import read_split
+from transfer.data.synthetic import generate_suite
+from transfer.data.synthetic.base import base_lower_mark
+from tests.test_planted import mark_height_pick
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("bench_wording", ROOT / "bench" / "wording.py")
+wording = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = wording   # dataclasses look their module up
+spec.loader.exec_module(wording)
+
+
+def _base_questions(n: int = 40) -> set[str]:
+    rng = random.Random(3)
+    return {base_lower_mark(rng, slot % 2, 64)["question"] for slot in range(n)}
+
+
+@pytest.mark.parametrize("task", sorted(wording.REWORDINGS))
+def test_reworded_questions_ask_the_base_question_with_the_lower_mark_as_gold(task: str, tmp_path: Path) -> None:
+    generate_suite(tmp_path, seed=2, train_size=1, val_sizes={task: 40}, tasks=[task])
+    own = read_split(tmp_path, task, "val")
+    base = _base_questions()
+    for question in own:
+        new = wording.reworded(question, wording.REWORDINGS[task])
+        asked = new.prompt.split("\n")[0]
+        assert asked in base, f"{asked!r} is not a base-stage question"
+        assert new.choices == question.choices and new.images == question.images
+        row = {"images": question.images}
+        assert new.answer == mark_height_pick(row), f"{question.idx}: gold {new.answer} is not the lower mark"
+
+
+def test_a_prompt_the_rewording_does_not_match_is_refused(tmp_path: Path) -> None:
+    generate_suite(tmp_path, seed=2, train_size=1, val_sizes={"Counting": 2}, tasks=["Counting"])
+    question = read_split(tmp_path, "Counting", "val")[0]
+    with pytest.raises(ValueError, match="does not match"):
+        wording.reworded(question, wording.REWORDINGS["Relative_Depth"])
