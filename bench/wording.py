@@ -25,7 +25,7 @@ from transfer.data.blink import read_split
 from transfer.data.question import Question
 from transfer.evaluate import evaluate_targets
 from transfer.models.encode import encode_questions
-from transfer.models.families import load_pretrained
+from transfer.models.families import load_pretrained, load_processor
 from transfer.tasks import BASELINE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,16 +83,17 @@ def main() -> None:
         own = read_split(args.data, task, "val")
         questions[f"{task} (own)"] = own
         questions[f"{task} (reworded)"] = [reworded(q, rewording) for q in own]
+    processor = load_processor(model.family, checkpoint)
+    encoded = {name: encode_questions(processor, model.family, model.answer_prefix, qs)
+               for name, qs in questions.items()}
     print(f"{args.model}, base {checkpoint}; accuracy, mean over seeds")
     print(f"{'source':28s}" + "".join(f"{name:>34s}" for name in questions))
     for source in [BASELINE, *args.sources]:
         totals = {name: 0.0 for name in questions}
         runs = adapters(sweep, args.model, source)
         for adapter in runs:
-            loaded = load_pretrained(model.family, checkpoint)
+            loaded = load_pretrained(model.family, checkpoint)   # afresh: an adapter is injected into the model
             net = loaded.model if adapter is None else PeftModel.from_pretrained(loaded.model, adapter)
-            encoded = {name: encode_questions(loaded.processor, model.family, model.answer_prefix, qs)
-                       for name, qs in questions.items()}
             for result in evaluate_targets(net, encoded, model.family, loaded.tokenizer.pad_token_id, 64,
                                            calibration="batch"):
                 totals[result.task] += sum(result.correct) / len(result.correct) / len(runs)
