@@ -17,18 +17,9 @@ import dataclasses
 import re
 from pathlib import Path
 
-import polars as pl
-from omegaconf import OmegaConf
-from peft import PeftModel
-
+from adapter_accuracy import ROOT, print_accuracy
 from transfer.data.blink import read_split
 from transfer.data.question import Question
-from transfer.evaluate import evaluate_targets
-from transfer.models.encode import encode_questions
-from transfer.models.families import load_pretrained, load_processor
-from transfer.tasks import BASELINE
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,15 +48,6 @@ def reworded(question: Question, rewording: Rewording) -> Question:
     return dataclasses.replace(question, prompt=prompt, answer=answer)
 
 
-def adapters(sweep: Path, model: str, source: str) -> list[Path | None]:
-    if source == BASELINE:
-        return [None]
-    found = sorted((sweep / "cells" / model / source).glob("seed=*/adapter"))
-    if not found:
-        raise FileNotFoundError(f"no adapter under {sweep / 'cells' / model / source}; expected seed=*/adapter")
-    return found
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", required=True, help="sweep name under outputs/")
@@ -74,30 +56,12 @@ def main() -> None:
     parser.add_argument("--sources", nargs="*", default=[], help="source tasks whose adapters to score")
     parser.add_argument("--outputs", type=Path, default=ROOT / "outputs")
     args = parser.parse_args()
-    sweep = args.outputs / args.sweep
-    model = OmegaConf.load(ROOT / "conf" / "model" / f"{args.model}.yaml")
-    base_scores = sweep / "cells" / args.model / BASELINE / "seed=0" / "scores.parquet"
-    checkpoint = pl.read_parquet(base_scores)["checkpoint"][0]
     questions = {}
     for task, rewording in REWORDINGS.items():
         own = read_split(args.data, task, "val")
         questions[f"{task} (own)"] = own
         questions[f"{task} (reworded)"] = [reworded(q, rewording) for q in own]
-    processor = load_processor(model.family, checkpoint)
-    encoded = {name: encode_questions(processor, model.family, model.answer_prefix, qs)
-               for name, qs in questions.items()}
-    print(f"{args.model}, base {checkpoint}; accuracy, mean over seeds")
-    print(f"{'source':28s}" + "".join(f"{name:>34s}" for name in questions))
-    for source in [BASELINE, *args.sources]:
-        totals = {name: 0.0 for name in questions}
-        runs = adapters(sweep, args.model, source)
-        for adapter in runs:
-            loaded = load_pretrained(model.family, checkpoint)   # afresh: an adapter is injected into the model
-            net = loaded.model if adapter is None else PeftModel.from_pretrained(loaded.model, adapter)
-            for result in evaluate_targets(net, encoded, model.family, loaded.tokenizer.pad_token_id, 64,
-                                           calibration="batch"):
-                totals[result.task] += sum(result.correct) / len(result.correct) / len(runs)
-        print(f"{source:28s}" + "".join(f"{totals[name]:34.2f}" for name in questions))
+    print_accuracy(args.outputs / args.sweep, args.model, questions, args.sources)
 
 
 if __name__ == "__main__":

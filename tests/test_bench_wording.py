@@ -15,6 +15,7 @@ from transfer.data.synthetic.base import base_lower_mark
 from tests.test_planted import mark_height_pick
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))   # as when run as a script: its shared helper sits beside it
 spec = importlib.util.spec_from_file_location("bench_wording", ROOT / "bench" / "wording.py")
 wording = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = wording   # dataclasses look their module up
