@@ -1,22 +1,16 @@
 """bench/cues.py: each ablation removes its cue and keeps the planted primitive's answer, and is undone after."""
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from transfer.data.synthetic import draw, scenes
+from tests.bench_scripts import load_bench
 from tests.test_planted import mark_height_pick
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))   # as when run as a script: its shared helper sits beside it
-spec = importlib.util.spec_from_file_location("bench_cues", ROOT / "bench" / "cues.py")
-cues = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = cues   # dataclasses look their module up
-spec.loader.exec_module(cues)
+cues = load_bench("cues")
 
 
 def _near_and_far(size: int = 64) -> tuple[np.ndarray, np.ndarray]:

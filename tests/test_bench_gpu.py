@@ -2,7 +2,6 @@
 counted (a LoRA step computes no weight gradients for frozen weights)."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.bench_scripts import load_bench
+
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "bench" / "gpu.py")
-gpu = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gpu)
+gpu = load_bench("gpu")
 
 LANGUAGE_MODEL = ("language_model", "text_model")
 

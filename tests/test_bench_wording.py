@@ -2,9 +2,7 @@
 the gold on the option the primitive picks (the lower mark, measured on the pixels)."""
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,14 +10,10 @@ import pytest
 from transfer.data.blink import read_split
 from transfer.data.synthetic import generate_suite
 from transfer.data.synthetic.base import base_lower_mark
+from tests.bench_scripts import load_bench
 from tests.test_planted import mark_height_pick
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))   # as when run as a script: its shared helper sits beside it
-spec = importlib.util.spec_from_file_location("bench_wording", ROOT / "bench" / "wording.py")
-wording = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = wording   # dataclasses look their module up
-spec.loader.exec_module(wording)
+wording = load_bench("wording")
 
 
 def _base_questions(n: int = 40) -> set[str]:
