@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from transfer.data.blink import list_configs, read_split
+from transfer.data.splits import synthetic_suite_root
 from transfer.data.synthetic import GENERATORS, code_fingerprint, generate_rows, generate_suite
 from transfer.data.synthetic.base import BASE_KINDS, generate_base
 from transfer.tasks import ALL_BLINK, TASK_NAMES, TASKS
@@ -132,3 +133,20 @@ def test_base_data(suite: Path, tmp_path: Path) -> None:
         for q in read_split(tmp_path, kind, "train"):
             forms.setdefault(q.prompt.split("\n")[0], set()).add(tuple(q.choices))
         assert all(len(choices) == 1 for choices in forms.values()), kind
+
+
+def test_val_size_sets_every_val_split_and_leaves_train_alone(suite: Path, tmp_path: Path) -> None:
+    data = {"seed": 3, "train_size": TRAIN, "image_size": 64, "val_size": VAL + 1}
+    root = synthetic_suite_root(data, tmp_path)
+    assert root != synthetic_suite_root({**data, "val_size": VAL}, tmp_path)   # its own cache entry
+    for task in TASK_NAMES:
+        assert len(read_split(root, task, "val")) == VAL + 1
+        name = f"{task}/train-00000-of-00001.parquet"
+        assert (root / name).read_bytes() == (suite / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("bad", [0, -5, "many", 2.5])
+def test_bad_val_size_is_refused(bad, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=rf"data.val_size={re.escape(repr(bad))}; expected a positive integer"):
+        synthetic_suite_root({"seed": 0, "train_size": 1, "image_size": 64, "val_size": bad}, tmp_path)
+    assert not (tmp_path / "data").exists()

@@ -40,10 +40,15 @@ def _generate_once(target: Path, generate) -> Path:
 def synthetic_suite_root(data: dict, cache_dir: Path) -> Path:
     from transfer.data.synthetic import code_fingerprint, generate_suite
 
-    params = {**{k: data[k] for k in ("seed", "train_size", "image_size")}, "code": code_fingerprint()}
+    val_size = data.get("val_size")
+    if val_size is not None and (not isinstance(val_size, int) or val_size < 1):
+        raise ValueError(f"data.val_size={val_size!r}; expected a positive integer, or null for BLINK's val sizes")
+    params = {**{k: data[k] for k in ("seed", "train_size", "image_size")}, "code": code_fingerprint(),
+              **({"val_size": val_size} if val_size else {})}   # keys of suites with BLINK's sizes stay as they were
+    val_sizes = dict.fromkeys(TASK_NAMES, val_size) if val_size else None
     target = cache_dir / "data" / f"synthetic-{params_key(params)}"
     return _generate_once(target, lambda tmp: generate_suite(tmp, seed=data["seed"], train_size=data["train_size"],
-                                                             image_size=data["image_size"]))
+                                                             val_sizes=val_sizes, image_size=data["image_size"]))
 
 
 def base_data_root(base: dict, image_size: int, cache_dir: Path) -> Path:
