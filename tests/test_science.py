@@ -1,6 +1,6 @@
 """The embedded default as a validation instrument: the 4-seed grid recovers the planted transfer structure.
 
-Slow (about 40 min on 2 cores): `make science` runs the grid (sweep `science`) and then this test, which reads
+Slow (about 45 min on 2 cores): `make science` runs the grid (sweep `science`) and then this test, which reads
 the reducer's summary.json. Run alone, it runs the grid itself first (finished cells are skipped).
 """
 from __future__ import annotations
