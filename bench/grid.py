@@ -26,10 +26,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ["model_compute", "trainer_setup", "data_generation", "preprocessing", "model_load", "io", "wandb"]
+PARTS = ["model_compute", "trainer_setup", "data_generation", "preprocessing", "model_load", "io", "wandb",
+         "lock_wait"]
 LABELS = {"model_compute": "model forward/backward", "trainer_setup": "Trainer + DeepSpeed init",
           "data_generation": "data generation", "preprocessing": "preprocessing (encode, collate)",
-          "model_load": "model loading", "io": "I/O (records, caches)", "wandb": "W&B"}
+          "model_load": "model loading", "io": "I/O (records, caches)", "wandb": "W&B",
+          "lock_wait": "waiting on another cell's lock (suite, base)"}
 
 
 def run_grid(outputs: Path, sweep: str, extra: list[str]) -> dict:

@@ -5,7 +5,8 @@
 does not use two threads well, so on 2 cores two one-thread cells finish a grid 1.4x sooner than one two-thread
 cell at a time. `jobs: auto` is 1 where a GPU is visible (cells would share it) and otherwise 2 on >= 2 cores.
 Cells of different models are handed out in turn, so the models' base stages (built once per model, under a file
-lock) build side by side instead of one worker waiting on the other's lock. Cells never share files: the task
+lock) build side by side; while a model's first cell runs (it may be building that base), the model's other cells
+wait in the queue and another model's cells go first, so no worker sits on the lock while there is other work. Cells never share files: the task
 suite is also built under a lock, and every cell has its own folder and DeepSpeed port.
 """
 from __future__ import annotations
@@ -64,18 +65,23 @@ class LocalLauncher(BasicLauncher):
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init_worker, initargs=(threads,))
         try:
-            pending: dict[Future, int] = {}
-            for i in models_in_turn(job_overrides):
+            dispatch, pending = Dispatch(job_overrides), {}
+
+            def submit(i: int) -> None:
                 idx, overrides = initial_job_idx + i, list(job_overrides[i])
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
                 payload = cloudpickle.dumps((idx, overrides, self.hydra_context, self.config, self.task_function,
                                              state))
                 pending[pool.submit(_run_cell, payload)] = i
-            while pending:
+
+            while dispatch.queue or pending:
+                while dispatch.queue and len(pending) < workers:
+                    submit(dispatch.next())
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     i = pending.pop(future)
                     runs[i] = cloudpickle.loads(future.result())   # a cell's SystemExit (bad input) stops the grid
+                    dispatch.finished(i)
                     grid.cell_done(runs[i])
         finally:
             pool.shutdown(wait=True, cancel_futures=True)    # running cells finish; queued ones are dropped
@@ -92,13 +98,41 @@ def auto_jobs() -> int:
     return 1 if has_cuda() else min(2, cores())
 
 
+def model_of(overrides: Sequence[str]) -> str:
+    """The job's `model=` value ('' when the sweep does not set it)."""
+    return next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "")
+
+
 def models_in_turn(job_overrides: Sequence[Sequence[str]]) -> list[int]:
     """Job indices reordered round-robin over their `model=` value (the sweep's order within each model)."""
     by_model: dict[str, list[int]] = {}
     for i, overrides in enumerate(job_overrides):
-        model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "")
-        by_model.setdefault(model, []).append(i)
+        by_model.setdefault(model_of(overrides), []).append(i)
     return [i for turn in itertools.zip_longest(*by_model.values()) for i in turn if i is not None]
+
+
+class Dispatch:
+    """The order cells start in: models in turn, but a model's cells wait while its first cell runs (that cell
+    may be building the model's base stage under a file lock) as long as another model's cell can go instead."""
+
+    def __init__(self, job_overrides: Sequence[Sequence[str]]) -> None:
+        self.models = [model_of(o) for o in job_overrides]
+        self.queue = models_in_turn(job_overrides)
+        self.first: dict[str, int] = {}    # model -> its first started job
+        self.building: set[str] = set()    # models whose first job is still running
+
+    def next(self) -> int:
+        """Take the next job to start off the queue."""
+        i = next((j for j in self.queue if self.models[j] not in self.building), self.queue[0])
+        self.queue.remove(i)
+        if self.models[i] not in self.first:
+            self.first[self.models[i]] = i
+            self.building.add(self.models[i])
+        return i
+
+    def finished(self, i: int) -> None:
+        if self.first.get(self.models[i]) == i:
+            self.building.discard(self.models[i])
 
 
 class _GridProgress:
