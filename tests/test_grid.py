@@ -140,3 +140,27 @@ def test_cells_side_by_side_match_the_sequential_grid(grid):
                                                                          for x in row]
     (a0, a1), (b0, b1) = spans[:2]
     assert a0 < b1 and b0 < a1   # the first two cells overlap in time
+
+
+def test_a_none_cell_of_another_seed_copies_the_finished_baseline(grid):
+    """The base model does not depend on the seed: none/seed=1 copies none/seed=0 (same config and base)."""
+    import json
+
+    from transfer.cell import _baseline_of_another_seed
+
+    sweep, _ = grid
+    cells = sweep / "cells" / "qwen" / BASELINE
+    out = run_cli(["model=qwen", f"source_task={BASELINE}", "seed=1", "experiment=test"], sweep.parent)
+    assert out.returncode == 0, out.stderr[-3000:]
+    first, second = (pl.read_parquet(cells / f"seed={s}" / "predictions.parquet") for s in (0, 1))
+    assert second["seed"].unique().to_list() == [1]
+    assert second.drop("seed").equals(first.drop("seed"))
+    scores = pl.read_parquet(cells / "seed=1" / "scores.parquet")
+    assert scores.drop("seed", "eval_seconds", "created_at").equals(
+        pl.read_parquet(cells / "seed=0" / "scores.parquet").drop("seed", "eval_seconds", "created_at"))
+    assert scores["eval_seconds"].max() == 0.0                       # nothing was evaluated again
+    assert json.loads((cells / "seed=1" / "timings.json").read_text()).get("model_load", 0.0) == 0.0
+    chash, checkpoint = scores["config_hash"][0], scores["checkpoint"][0]
+    assert _baseline_of_another_seed(cells / "seed=2", chash, checkpoint, "batch") is not None
+    assert _baseline_of_another_seed(cells / "seed=2", "another-config", checkpoint, "batch") is None
+    assert _baseline_of_another_seed(cells / "seed=2", chash, "another/base", "batch") is None

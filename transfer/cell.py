@@ -2,7 +2,9 @@
 -> record (predictions, then scores, atomically) and log to W&B.
 
 A finished cell (scores present, same config_hash) is skipped; a finished adapter is reused, and an
-interrupted finetune resumes from its last Trainer checkpoint. A cell that raises leaves FAILED.json.
+interrupted finetune resumes from its last Trainer checkpoint. A `none` cell copies the results of a finished
+`none` cell of another seed (same config and base), since the base model does not depend on the seed.
+A cell that raises leaves FAILED.json.
 """
 from __future__ import annotations
 
@@ -99,19 +101,53 @@ def _record_holdout(data: TaskData, source: str, targets: list[str], cell: Path)
                 "questions, disjoint per task; recorded in %s", 100 * fraction, cell / SPLIT)
 
 
-def _compute(cfg: DictConfig, cell: Path, chash: str) -> pl.DataFrame:
-    cache_dir = Path(cfg.paths.cache)
-    targets = list(cfg.targets or TASK_NAMES)
-    data = TaskData(OmegaConf.to_container(cfg.data, resolve=True), cache_dir)
-    if data.holdout and distributed.is_main():
-        _record_holdout(data, cfg.source_task.name, targets, cell)
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    checkpoint = base_checkpoint(model_cfg, OmegaConf.to_container(cfg.base, resolve=True),
-                                 OmegaConf.to_container(cfg.train, resolve=True), data, TASK_NAMES, cache_dir)
+def _baseline_of_another_seed(cell: Path, chash: str, checkpoint: str, calibration: str) -> list[TaskResult] | None:
+    """The results of a finished `none` cell of another seed with this config and checkpoint, if there is one: the
+    base model and its evaluation do not depend on the finetuning seed, so they are copied, not computed again."""
+    for other in sorted(cell.parent.glob("seed=*")):
+        if other == cell or finished_hash(other) != chash:
+            continue
+        scores = pl.read_parquet(other / SCORES)
+        if scores["checkpoint"][0] != checkpoint:
+            continue
+        log.info("the base model's evaluation does not depend on the seed: reusing %s", other)
+        predictions = pl.read_parquet(other / PREDICTIONS)
+        return [TaskResult(task, rows["idx"].to_list(), rows["gold"].to_list(), rows["loglik"].to_list(), 0.0,
+                           calibration)
+                for task in scores["target_task"] for rows in [predictions.filter(pl.col("target_task") == task)]]
+    return None
+
+
+def _finetune_and_evaluate(cfg: DictConfig, data: TaskData, checkpoint: str, cell: Path, run, name: str) -> tuple:
+    """Load the base, finetune it on the source task (none: as it is), score every target: (results, stats)."""
     with timing.timed("model_load"):
         loaded = load_pretrained(cfg.model.family, checkpoint, cfg.model.dtype)
-    encoded = _encoded_cache(cache_dir, checkpoint, loaded.processor, model_cfg, data.root)
+    encoded = _encoded_cache(Path(cfg.paths.cache), checkpoint, loaded.processor,
+                             OmegaConf.to_container(cfg.model, resolve=True), data.root)
+    targets = list(cfg.targets or TASK_NAMES)
     eval_sets = {t: encoded.get(f"{t}-eval-{cfg.data.eval_limit}", lambda t=t: data.eval(t)) for t in targets}
+    model, stats = loaded.model, TrainStats(0, 0, 0.0)
+    if cfg.source_task.name != BASELINE:
+        model, stats = _finetuned(loaded, cfg, data, encoded, cell)
+        for step, loss in enumerate(stats.losses):
+            run.log({"train/loss": loss, "train/log_step": step})
+    progress = Progress(len(targets), f"eval {name}", unit="task")
+    results = evaluate_targets(model, eval_sets, cfg.model.family, loaded.tokenizer.pad_token_id,
+                               cfg.eval.batch_size, progress, cfg.eval.calibration)
+    progress.close()   # every process evaluated (ZeRO-3 forwards need all of them); rank 0 records
+    return results, stats
+
+
+def _compute(cfg: DictConfig, cell: Path, chash: str) -> pl.DataFrame:
+    cache_dir = Path(cfg.paths.cache)
+    data = TaskData(OmegaConf.to_container(cfg.data, resolve=True), cache_dir)
+    if data.holdout and distributed.is_main():
+        _record_holdout(data, cfg.source_task.name, list(cfg.targets or TASK_NAMES), cell)
+    checkpoint = base_checkpoint(OmegaConf.to_container(cfg.model, resolve=True),
+                                 OmegaConf.to_container(cfg.base, resolve=True),
+                                 OmegaConf.to_container(cfg.train, resolve=True), data, TASK_NAMES, cache_dir)
+    reused = (_baseline_of_another_seed(cell, chash, checkpoint, cfg.eval.calibration)
+              if cfg.source_task.name == BASELINE else None)
     name = f"{cfg.model.name}/{cfg.source_task.name}/seed{cfg.seed}"
     wcfg = OmegaConf.to_container(cfg.wandb, resolve=True)
     if not distributed.is_main():
@@ -119,15 +155,8 @@ def _compute(cfg: DictConfig, cell: Path, chash: str) -> pl.DataFrame:
     with wandb_run(wcfg, sweep_dir=cell.parents[3], group=cfg.sweep,
                    job_type="cell", name=name, run_key=name,
                    config={**OmegaConf.to_container(cfg, resolve=True), "config_hash": chash}) as run:
-        model, stats = loaded.model, TrainStats(0, 0, 0.0)
-        if cfg.source_task.name != BASELINE:
-            model, stats = _finetuned(loaded, cfg, data, encoded, cell)
-            for step, loss in enumerate(stats.losses):
-                run.log({"train/loss": loss, "train/log_step": step})
-        progress = Progress(len(targets), f"eval {name}", unit="task")
-        results = evaluate_targets(model, eval_sets, cfg.model.family, loaded.tokenizer.pad_token_id,
-                                   cfg.eval.batch_size, progress, cfg.eval.calibration)
-        progress.close()   # every process evaluated (ZeRO-3 forwards need all of them); rank 0 records
+        results, stats = ((reused, TrainStats(0, 0, 0.0)) if reused is not None
+                          else _finetune_and_evaluate(cfg, data, checkpoint, cell, run, name))
         scores, predictions = _frames(cfg, checkpoint, results, stats, chash)
         if not distributed.is_main():
             return scores
