@@ -6,8 +6,9 @@ does not use two threads well, so on 2 cores two one-thread cells finish a grid 
 cell at a time. `jobs: auto` is 1 where a GPU is visible (cells would share it) and otherwise 2 on >= 2 cores.
 Cells of different models are handed out in turn, so the models' base stages (built once per model, under a file
 lock) build side by side; while a model's first cell runs (it may be building that base), the model's other cells
-wait in the queue and another model's cells go first, so no worker sits on the lock while there is other work. Cells never share files: the task
-suite is also built under a lock, and every cell has its own folder and DeepSpeed port.
+wait in the queue and another model's cells go first, so no worker sits on the lock while there is other work.
+Cells never share files: the task suite is also built under a lock, and every cell has its own folder and
+DeepSpeed port.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import logging
 import multiprocessing
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Sequence
 
@@ -65,7 +66,7 @@ class LocalLauncher(BasicLauncher):
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init_worker, initargs=(threads,))
         try:
-            dispatch, pending = Dispatch(job_overrides), {}
+            dispatch, pending = Dispatch(job_overrides), {}   # pending: future -> job index
 
             def submit(i: int) -> None:
                 idx, overrides = initial_job_idx + i, list(job_overrides[i])
