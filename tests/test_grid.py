@@ -164,3 +164,9 @@ def test_a_none_cell_of_another_seed_copies_the_finished_baseline(grid):
     assert _baseline_of_another_seed(cells / "seed=2", chash, checkpoint, "batch") is not None
     assert _baseline_of_another_seed(cells / "seed=2", "another-config", checkpoint, "batch") is None
     assert _baseline_of_another_seed(cells / "seed=2", chash, "another/base", "batch") is None
+    again = run_cli(["model=qwen", f"source_task={BASELINE}", "seed=1", "experiment=test", "overwrite=true"],
+                    sweep.parent)
+    assert again.returncode == 0, again.stderr[-3000:]
+    recomputed = pl.read_parquet(cells / "seed=1" / "scores.parquet")
+    assert recomputed["eval_seconds"].min() > 0.0                    # overwrite=true evaluates the base again
+    assert recomputed["correct"].to_list() == scores["correct"].to_list()

@@ -3,7 +3,8 @@
 
 A finished cell (scores present, same config_hash) is skipped; a finished adapter is reused, and an
 interrupted finetune resumes from its last Trainer checkpoint. A `none` cell copies the results of a finished
-`none` cell of another seed (same config and base), since the base model does not depend on the seed.
+`none` cell of another seed (same config and base), since the base model does not depend on the seed
+(`overwrite=true` evaluates it again).
 A cell that raises leaves FAILED.json.
 """
 from __future__ import annotations
@@ -147,7 +148,7 @@ def _compute(cfg: DictConfig, cell: Path, chash: str) -> pl.DataFrame:
                                  OmegaConf.to_container(cfg.base, resolve=True),
                                  OmegaConf.to_container(cfg.train, resolve=True), data, TASK_NAMES, cache_dir)
     reused = (_baseline_of_another_seed(cell, chash, checkpoint, cfg.eval.calibration)
-              if cfg.source_task.name == BASELINE else None)
+              if cfg.source_task.name == BASELINE and not cfg.overwrite else None)   # overwrite: evaluate again
     name = f"{cfg.model.name}/{cfg.source_task.name}/seed{cfg.seed}"
     wcfg = OmegaConf.to_container(cfg.wandb, resolve=True)
     if not distributed.is_main():
