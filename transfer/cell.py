@@ -119,13 +119,12 @@ def _baseline_of_another_seed(cell: Path, chash: str, checkpoint: str, calibrati
     return None
 
 
-def _finetune_and_evaluate(cfg: DictConfig, data: TaskData, checkpoint: str, cell: Path, run, name: str) -> tuple:
+def _finetune_and_evaluate(cfg: DictConfig, model_cfg: dict, data: TaskData, targets: list[str], checkpoint: str,
+                           cell: Path, run, name: str) -> tuple:
     """Load the base, finetune it on the source task (none: as it is), score every target: (results, stats)."""
     with timing.timed("model_load"):
         loaded = load_pretrained(cfg.model.family, checkpoint, cfg.model.dtype)
-    encoded = _encoded_cache(Path(cfg.paths.cache), checkpoint, loaded.processor,
-                             OmegaConf.to_container(cfg.model, resolve=True), data.root)
-    targets = list(cfg.targets or TASK_NAMES)
+    encoded = _encoded_cache(Path(cfg.paths.cache), checkpoint, loaded.processor, model_cfg, data.root)
     eval_sets = {t: encoded.get(f"{t}-eval-{cfg.data.eval_limit}", lambda t=t: data.eval(t)) for t in targets}
     model, stats = loaded.model, TrainStats(0, 0, 0.0)
     if cfg.source_task.name != BASELINE:
@@ -141,11 +140,12 @@ def _finetune_and_evaluate(cfg: DictConfig, data: TaskData, checkpoint: str, cel
 
 def _compute(cfg: DictConfig, cell: Path, chash: str) -> pl.DataFrame:
     cache_dir = Path(cfg.paths.cache)
+    targets = list(cfg.targets or TASK_NAMES)
     data = TaskData(OmegaConf.to_container(cfg.data, resolve=True), cache_dir)
     if data.holdout and distributed.is_main():
-        _record_holdout(data, cfg.source_task.name, list(cfg.targets or TASK_NAMES), cell)
-    checkpoint = base_checkpoint(OmegaConf.to_container(cfg.model, resolve=True),
-                                 OmegaConf.to_container(cfg.base, resolve=True),
+        _record_holdout(data, cfg.source_task.name, targets, cell)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    checkpoint = base_checkpoint(model_cfg, OmegaConf.to_container(cfg.base, resolve=True),
                                  OmegaConf.to_container(cfg.train, resolve=True), data, TASK_NAMES, cache_dir)
     reused = (_baseline_of_another_seed(cell, chash, checkpoint, cfg.eval.calibration)
               if cfg.source_task.name == BASELINE and not cfg.overwrite else None)   # overwrite: evaluate again
@@ -157,7 +157,7 @@ def _compute(cfg: DictConfig, cell: Path, chash: str) -> pl.DataFrame:
                    job_type="cell", name=name, run_key=name,
                    config={**OmegaConf.to_container(cfg, resolve=True), "config_hash": chash}) as run:
         results, stats = ((reused, TrainStats(0, 0, 0.0)) if reused is not None
-                          else _finetune_and_evaluate(cfg, data, checkpoint, cell, run, name))
+                          else _finetune_and_evaluate(cfg, model_cfg, data, targets, checkpoint, cell, run, name))
         scores, predictions = _frames(cfg, checkpoint, results, stats, chash)
         if not distributed.is_main():
             return scores
