@@ -28,3 +28,13 @@ def test_cells_at_once_must_be_a_whole_number(jobs, tmp_path):
 def test_reduce_without_cells_is_a_one_line_error(tmp_path):
     out = run_cli([], tmp_path, module="transfer.reduce")
     assert out.returncode == 2 and out.stderr.strip().startswith("error:") and "\n" not in out.stderr.strip()
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("eval.merge_lora=maybe", "error: eval.merge_lora must be true or false, got 'maybe'"),
+    ("eval.calibration=platt", "error: unknown eval.calibration 'platt'; expected one of: none, batch"),
+])
+def test_bad_eval_options_fail_before_a_cell_starts(override, expected, tmp_path):
+    out = run_cli(["model=qwen", "source_task=Counting", override], tmp_path)
+    assert out.returncode == 2 and out.stderr.strip() == expected
+    assert not list(tmp_path.rglob("cells"))   # no cell folder, nothing trained

@@ -1,17 +1,24 @@
 """The log-likelihood scorer: agrees with teacher forcing, and follows the model's preference."""
+import copy
 import dataclasses
 import random
 
 import pytest
+import torch
+from peft import PeftModel
+from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
 from tests.conftest import FAMILIES, PREFIX, colour_questions
-from transfer.evaluate import TaskResult, _score_full, calibrate, score_examples, split_head
+from transfer.evaluate import (TaskResult, _score_full, calibrate, check_options, for_scoring, score_examples,
+                                split_head)
 from transfer.models.encode import encode_questions
 from transfer.models.families import load_pretrained
-from transfer.train import finetune
+from transfer.train import apply_lora, finetune
 
 TRAIN = dict(steps=12, batch_size=8, grad_accum=1, lr=1e-2, weight_decay=0.0, schedule="constant", warmup_steps=0,
              max_grad_norm=1.0, save_steps=0, deepspeed=None)
+LORA = dict(r=4, alpha=8, dropout=0.0, target=r".*(language_model|text_model)\.layers\.\d+\.self_attn\.(q_proj|v_proj)",
+            trainable_modules=None)
 
 
 def test_split_head():
@@ -73,3 +80,49 @@ def test_batch_calibration_removes_a_letter_prior_and_keeps_the_signal():
 def test_unknown_calibration_is_refused_in_one_line():
     with pytest.raises(ValueError, match="unknown eval.calibration 'platt'; expected one of: none, batch"):
         calibrate([[0.0, 1.0]], "platt")
+
+
+def _largest_gap(a: list[list[float]], b: list[list[float]]) -> float:
+    return max(abs(x - y) for row_a, row_b in zip(a, b) for x, y in zip(row_a, row_b))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_merged_adapter_scores_like_the_adapter(family, tiny_checkpoints, tmp_path):
+    loaded = load_pretrained(family, tiny_checkpoints[family])
+    enc = encode_questions(loaded.processor, family, PREFIX[family], colour_questions(24, n_choices=4))
+    adapted, _ = finetune(loaded.model, enc, family=family, tokenizer=loaded.tokenizer, train=TRAIN, out_dir=tmp_path,
+                          seed=0, lora=LORA, desc="fixture")
+    pad = loaded.tokenizer.pad_token_id
+    unmerged = score_examples(adapted, enc, family, pad, 8)
+    with adapted.disable_adapter():
+        base = score_examples(adapted, enc, family, pad, 8)
+    assert _largest_gap(unmerged, base) > 1e-2   # the adapter matters, so agreeing with it means something
+    merged_model = for_scoring(copy.deepcopy(adapted), merge_lora=True)
+    assert not isinstance(merged_model, PeftModel)
+    assert _largest_gap(score_examples(merged_model, enc, family, pad, 8), unmerged) < 1e-4
+    assert for_scoring(adapted, merge_lora=False) is adapted
+
+
+def test_bf16_and_zero3_weights_are_scored_unmerged(tiny_checkpoints, tmp_path):
+    family = "llava"
+    loaded = load_pretrained(family, tiny_checkpoints[family])
+    enc = encode_questions(loaded.processor, family, PREFIX[family], colour_questions(8))
+    zero3 = {**TRAIN, "steps": 2, "batch_size": 4, "deepspeed": {"config": "zero.json", "stage": 3, "master_port": None}}
+    try:
+        sharded, _ = finetune(loaded.model, enc, family=family, tokenizer=loaded.tokenizer, train=zero3,
+                              out_dir=tmp_path, seed=0, lora=LORA, desc="zero3")
+    finally:
+        unset_hf_deepspeed_config()   # else later from_pretrained calls in this process would load under ZeRO-3
+    assert all(hasattr(p, "ds_id") for p in sharded.parameters())   # really partitioned by ZeRO-3
+    assert for_scoring(sharded, merge_lora=True) is sharded
+    assert len(score_examples(sharded, enc, family, loaded.tokenizer.pad_token_id, 4)) == len(enc)
+    bf16 = apply_lora(load_pretrained(family, tiny_checkpoints[family]).model, LORA).to(torch.bfloat16)
+    assert for_scoring(bf16, merge_lora=True) is bf16
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_merge_lora_must_be_a_boolean(value):
+    with pytest.raises(ValueError, match=f"eval.merge_lora must be true or false, got {value!r}"):
+        check_options("batch", value)
+    with pytest.raises(ValueError, match="unknown eval.calibration 'platt'"):
+        check_options("platt", True)

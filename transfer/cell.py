@@ -23,7 +23,7 @@ from peft import PeftModel
 from transfer import distributed, timing
 from transfer.atomic import write_json, write_parquet
 from transfer.data.splits import TaskData, params_key
-from transfer.evaluate import TaskResult, evaluate_targets
+from transfer.evaluate import TaskResult, check_options, evaluate_targets, for_scoring
 from transfer.models.base import base_checkpoint
 from transfer.models.encode import EncodedCache
 from transfer.models.families import check_family, load_pretrained
@@ -132,8 +132,8 @@ def _finetune_and_evaluate(cfg: DictConfig, model_cfg: dict, data: TaskData, tar
         for step, loss in enumerate(stats.losses):
             run.log({"train/loss": loss, "train/log_step": step})
     progress = Progress(len(targets), f"eval {name}", unit="task")
-    results = evaluate_targets(model, eval_sets, cfg.model.family, loaded.tokenizer.pad_token_id,
-                               cfg.eval.batch_size, progress, cfg.eval.calibration)
+    results = evaluate_targets(for_scoring(model, cfg.eval.merge_lora), eval_sets, cfg.model.family,
+                               loaded.tokenizer.pad_token_id, cfg.eval.batch_size, progress, cfg.eval.calibration)
     progress.close()   # every process evaluated (ZeRO-3 forwards need all of them); rank 0 records
     return results, stats
 
@@ -173,6 +173,7 @@ def _compute(cfg: DictConfig, cell: Path, chash: str) -> pl.DataFrame:
 def run_cell(cfg: DictConfig) -> dict:
     """Run (or skip) the cell named by cfg.model / cfg.source_task / cfg.seed; returns a short summary."""
     check_family(cfg.model.family)
+    check_options(cfg.eval.calibration, cfg.eval.merge_lora)
     source = cfg.source_task.name
     if source != BASELINE and source not in TASKS:
         raise ValueError(f"unknown source_task {source!r}; expected one of: {', '.join([BASELINE, *TASK_NAMES])}")
