@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 from peft import PeftModel
-from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled, unset_hf_deepspeed_config
 
 from tests.conftest import FAMILIES, PREFIX, colour_questions
 from transfer.evaluate import (TaskResult, _score_full, calibrate, check_options, for_scoring, score_examples,
@@ -111,12 +111,16 @@ def test_bf16_and_zero3_weights_are_scored_unmerged(tiny_checkpoints, tmp_path):
     try:
         sharded, _ = finetune(loaded.model, enc, family=family, tokenizer=loaded.tokenizer, train=zero3,
                               out_dir=tmp_path, seed=0, lora=LORA, desc="zero3")
+        assert all(hasattr(p, "ds_id") for p in sharded.parameters())   # really partitioned by ZeRO-3
+        assert for_scoring(sharded, merge_lora=True) is sharded
+        assert len(score_examples(sharded, enc, family, loaded.tokenizer.pad_token_id, 4)) == len(enc)
+        # the next cell of a reused worker loads its model whole, although ZeRO-3 left its global flag set
+        assert is_deepspeed_zero3_enabled()
+        again = load_pretrained(family, tiny_checkpoints[family]).model
+        assert not any(hasattr(p, "ds_id") for p in again.parameters())
     finally:
-        unset_hf_deepspeed_config()   # else later from_pretrained calls in this process would load under ZeRO-3
-    assert all(hasattr(p, "ds_id") for p in sharded.parameters())   # really partitioned by ZeRO-3
-    assert for_scoring(sharded, merge_lora=True) is sharded
-    assert len(score_examples(sharded, enc, family, loaded.tokenizer.pad_token_id, 4)) == len(enc)
-    bf16 = apply_lora(load_pretrained(family, tiny_checkpoints[family]).model, LORA).to(torch.bfloat16)
+        unset_hf_deepspeed_config()   # whatever failed above, later tests in this process load whole
+    bf16 = apply_lora(again, LORA).to(torch.bfloat16)
     assert for_scoring(bf16, merge_lora=True) is bf16
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor, Qwen2_5_VLProcessor
+from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 from transformers.processing_utils import ProcessorMixin
 
 FAMILIES = ("llava", "qwen", "idefics")
@@ -55,6 +56,7 @@ def load_processor(family: str, checkpoint: str | Path) -> ProcessorMixin:
 def load_pretrained(family: str, checkpoint: str | Path, dtype: str = "float32") -> LoadedModel:
     """Load a checkpoint of `family` from a hub id or a local directory (the real and the embedded path)."""
     processor = load_processor(family, checkpoint)
+    unset_hf_deepspeed_config()   # load whole, as in a new process: a ZeRO-3 finetune leaves its global flag set
     model = AutoModelForImageTextToText.from_pretrained(str(checkpoint), dtype=getattr(torch, dtype))
     return LoadedModel(family, model, processor)
 
