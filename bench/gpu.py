@@ -28,8 +28,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -70,12 +70,24 @@ def geometry(family: str, size: str) -> dict:
 
 def build_processor(family: str, g: dict):
     """The family's processor with the real image geometry and a tokenizer trained locally (no download)."""
-    from transformers import (CLIPImageProcessorPil, Idefics3ImageProcessorPil, Idefics3Processor, LlavaProcessor,
-                              Qwen2VLImageProcessorPil)
+    from transformers import (
+        CLIPImageProcessorPil,
+        Idefics3ImageProcessorPil,
+        Idefics3Processor,
+        LlavaProcessor,
+        Qwen2VLImageProcessorPil,
+    )
 
+    from transfer.embedded.tiny import (
+        IDEFICS_CHAT,
+        IDEFICS_SPECIAL,
+        LLAVA_CHAT,
+        MEAN_STD,
+        QWEN_CHAT,
+        QWEN_SPECIAL,
+        build_tokenizer,
+    )
     from transfer.models.families import Qwen25VLImageOnlyProcessor
-    from transfer.models.tiny import (IDEFICS_CHAT, IDEFICS_SPECIAL, LLAVA_CHAT, MEAN_STD, QWEN_CHAT, QWEN_SPECIAL,
-                                      build_tokenizer)
 
     img, patch = g["image_size"], g["patch_size"]
     corpus = [q.prompt for q in questions(8, 32)] + ["USER: ASSISTANT: User: Assistant: A B C D", " A B C D"]
@@ -97,8 +109,14 @@ def build_processor(family: str, g: dict):
 
 def build_config(family: str, g: dict, tok):
     """The family's transformers config with geometry `g`; special token ids from the local tokenizer."""
-    from transformers import (CLIPVisionConfig, Idefics3Config, Idefics3VisionConfig, LlamaConfig, LlavaConfig,
-                              Qwen2_5_VLConfig)
+    from transformers import (
+        CLIPVisionConfig,
+        Idefics3Config,
+        Idefics3VisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        Qwen2_5_VLConfig,
+    )
 
     text = dict(vocab_size=g["vocab"], hidden_size=g["hidden"], intermediate_size=g["intermediate"],
                 num_hidden_layers=g["layers"], num_attention_heads=g["heads"], num_key_value_heads=g["kv_heads"],
@@ -173,7 +191,8 @@ def questions(n: int, image_size: int) -> list:
 
 def batch_for(family: str, processor, n: int, image_size: int, device: str, dtype: torch.dtype) -> dict:
     """A training batch of n questions through the project's encoding path, on `device`."""
-    from transfer.models.encode import encode_questions, training_batch
+    from transfer.batch import training_batch
+    from transfer.encode import encode_questions
 
     prefix = "" if family == "qwen" else " "
     examples = encode_questions(processor, family, prefix, questions(n, image_size))

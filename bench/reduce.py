@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 
-# The bootstrap runs ~40 small matrix products (1000 × ~130 × 65): BLAS threads only add contention there,
-# and on a busy 2-core machine they cost ~10x CPU. Set before numpy loads; override from the environment.
+# The bootstrap runs many small matrix products: BLAS threads only add contention there, most of all on a busy
+# machine. Set before numpy loads; override from the environment.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.bench_scripts import load_bench
+from tests.helpers import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 gpu = load_bench("gpu")

@@ -11,7 +11,13 @@ import pytest
 from PIL import Image
 
 from transfer.data.blink import (
-    IMAGE_STRUCT, SCHEMA, Row, holdout_split, list_configs, read_split, write_split,
+    IMAGE_STRUCT,
+    SCHEMA,
+    Row,
+    holdout_split,
+    list_configs,
+    read_split,
+    write_split,
 )
 from transfer.data.prompts import format_prompt
 from transfer.data.question import Question

@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.test_grid import run_cli
+from tests.helpers import run_cli
 from transfer.data.blink import holdout_split, read_split, split_files, write_split
-from transfer.data.synthetic import generate_rows
+from transfer.embedded.suite import generate_rows
 from transfer.tasks import TASK_NAMES
 
 TARGETS = ["Counting", "Jigsaw"]
@@ -40,7 +40,7 @@ def holdout_cell(blink_root, tiny_checkpoints, tmp_path_factory):
     return outputs / "test" / "cells" / "qwen" / "Counting" / "seed=0", run
 
 
-@pytest.mark.slow   # one real cell (~30 s, with the tiny checkpoints built once)
+@pytest.mark.slow   # one real cell
 def test_without_train_root_val_is_split_by_idx_hash_recorded_and_announced(blink_root, holdout_cell) -> None:
     cell, run = holdout_cell
     log = run.stdout + run.stderr
@@ -80,7 +80,7 @@ def test_a_snapshot_without_some_tasks_names_them(blink_root, tmp_path) -> None:
     assert f"lacks configs: {TASK_NAMES[0]}, {TASK_NAMES[1]}" in run.stderr
 
 
-@pytest.mark.slow   # loads a model before the bad file is read (~25 s)
+@pytest.mark.slow   # loads a model before the bad file is read
 def test_a_bad_row_names_the_file_row_and_field(blink_root, tiny_checkpoints, tmp_path) -> None:
     bad = tmp_path / "BLINK"
     shutil.copytree(blink_root, bad)

@@ -8,17 +8,18 @@ import torch
 from peft import PeftModel
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled, unset_hf_deepspeed_config
 
-from tests.conftest import FAMILIES, PREFIX, colour_questions
-from transfer.evaluate import (TaskResult, _score_full, calibrate, check_options, for_scoring, score_examples,
-                                split_head)
-from transfer.models.encode import encode_questions
+from tests.helpers import FAMILIES, PREFIX, colour_questions
+from transfer.encode import encode_questions
+from transfer.evaluate import TaskResult, _score_full, calibrate, for_scoring, score_examples, split_head
 from transfer.models.families import load_pretrained
+from transfer.spec import DeepSpeedSpec, LoraSpec, TrainSpec
 from transfer.train import apply_lora, finetune
 
-TRAIN = dict(steps=12, batch_size=8, grad_accum=1, lr=1e-2, weight_decay=0.0, schedule="constant", warmup_steps=0,
-             max_grad_norm=1.0, save_steps=0, deepspeed=None)
-LORA = dict(r=4, alpha=8, dropout=0.0, target=r".*(language_model|text_model)\.layers\.\d+\.self_attn\.(q_proj|v_proj)",
-            trainable_modules=None)
+TRAIN = TrainSpec(steps=12, batch_size=8, grad_accum=1, lr=1e-2, weight_decay=0.0, schedule="constant",
+                  warmup_steps=0, max_grad_norm=1.0, save_steps=0, bf16=False, activation_checkpointing=False,
+                  deepspeed=None)
+LORA = LoraSpec(r=4, alpha=8.0, dropout=0.0, trainable_modules=[],
+                target=r".*(language_model|text_model)\.layers\.\d+\.self_attn\.(q_proj|v_proj)")
 
 
 def test_split_head():
@@ -86,6 +87,7 @@ def _largest_gap(a: list[list[float]], b: list[list[float]]) -> float:
     return max(abs(x - y) for row_a, row_b in zip(a, b) for x, y in zip(row_a, row_b))
 
 
+@pytest.mark.filterwarnings("error::FutureWarning", "error::DeprecationWarning")   # no deprecated calls of ours
 @pytest.mark.parametrize("family", FAMILIES)
 def test_merged_adapter_scores_like_the_adapter(family, tiny_checkpoints, tmp_path):
     loaded = load_pretrained(family, tiny_checkpoints[family])
@@ -107,7 +109,8 @@ def test_bf16_and_zero3_weights_are_scored_unmerged(tiny_checkpoints, tmp_path):
     family = "llava"
     loaded = load_pretrained(family, tiny_checkpoints[family])
     enc = encode_questions(loaded.processor, family, PREFIX[family], colour_questions(8))
-    zero3 = {**TRAIN, "steps": 2, "batch_size": 4, "deepspeed": {"config": "zero.json", "stage": 3, "master_port": None}}
+    zero3 = dataclasses.replace(TRAIN, steps=2, batch_size=4,
+                                deepspeed=DeepSpeedSpec(config="zero.json", stage=3, master_port=None))
     try:
         sharded, _ = finetune(loaded.model, enc, family=family, tokenizer=loaded.tokenizer, train=zero3,
                               out_dir=tmp_path, seed=0, lora=LORA, desc="zero3")
@@ -123,10 +126,3 @@ def test_bf16_and_zero3_weights_are_scored_unmerged(tiny_checkpoints, tmp_path):
     bf16 = apply_lora(again, LORA).to(torch.bfloat16)
     assert for_scoring(bf16, merge_lora=True) is bf16
 
-
-@pytest.mark.parametrize("value", ["yes", 1, None])
-def test_merge_lora_must_be_a_boolean(value):
-    with pytest.raises(ValueError, match=f"eval.merge_lora must be true or false, got {value!r}"):
-        check_options("batch", value)
-    with pytest.raises(ValueError, match="unknown eval.calibration 'platt'"):
-        check_options("platt", True)

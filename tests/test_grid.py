@@ -1,23 +1,13 @@
 """End to end: the real CLI runs the whole embedded grid (small test config), then re-runs it."""
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import polars as pl
 import pytest
 
-from tests.conftest import child_env
+from tests.helpers import run_cli
 from transfer.tasks import BASELINE, TASK_NAMES
 
-ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["llava", "qwen", "idefics"]
-
-
-def run_cli(args: list[str], outputs: Path, module: str = "transfer.run") -> subprocess.CompletedProcess:
-    env = child_env(TRANSFER_OUTPUTS=str(outputs))
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=1200)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +37,7 @@ def test_validation_summary_and_planted_table(grid):
     """summary.json: every family, numbers per key, counts within the grid; planted.parquet for the synthetic suite."""
     import json
 
-    from transfer.data.synthetic.planted import planted_table
+    from transfer.embedded.planted import planted_table
 
     sweep, _ = grid
     summary = json.loads((sweep / "reduce" / "summary.json").read_text())

@@ -8,7 +8,8 @@ def test_models_take_turns_and_keep_their_own_order() -> None:
     order = models_in_turn(jobs)
     assert sorted(order) == list(range(len(jobs)))
     assert [jobs[i][0] for i in order[:3]] == ["model=llava", "model=qwen", "model=idefics"]
-    assert [jobs[i][1] for i in order if jobs[i][0] == "model=qwen"] == [f"source_task={t}" for t in "none A B C".split()]
+    qwen = [jobs[i][1] for i in order if jobs[i][0] == "model=qwen"]
+    assert qwen == [f"source_task={t}" for t in "none A B C".split()]
 
 
 def test_a_models_cells_wait_while_its_first_cell_runs_if_other_work_exists() -> None:

@@ -2,12 +2,15 @@
 import pytest
 import torch
 
-from tests.conftest import FAMILIES, PREFIX, colour_questions
-from transfer.models.encode import encode_questions, training_batch
+from tests.helpers import FAMILIES, PREFIX, colour_questions
+from transfer.batch import training_batch
+from transfer.encode import encode_questions
 from transfer.models.families import load_pretrained
+from transfer.spec import LoraSpec
 from transfer.train import apply_lora
 
-LM_TARGET = r".*(language_model|text_model)\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))"
+LM_TARGET = (r".*(language_model|text_model)\.layers\.\d+\."
+             r"(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))")
 PROJECTOR = {"llava": "multi_modal_projector", "qwen": "merger", "idefics": "connector"}
 
 
@@ -24,7 +27,7 @@ def test_round_trip_from_pretrained_is_exact(family, tiny_checkpoints):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_lora_touches_only_the_language_model(family, tiny_checkpoints):
     model = apply_lora(load_pretrained(family, tiny_checkpoints[family]).model,
-                       {"r": 4, "alpha": 8, "dropout": 0.0, "target": LM_TARGET, "trainable_modules": [PROJECTOR[family]]})
+                       LoraSpec(r=4, alpha=8.0, dropout=0.0, target=LM_TARGET, trainable_modules=[PROJECTOR[family]]))
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     lora = [n for n in trainable if "lora_" in n]
     assert lora and all("language_model" in n or "text_model" in n for n in lora)
@@ -35,7 +38,7 @@ def test_lora_touches_only_the_language_model(family, tiny_checkpoints):
 def test_lora_regex_matching_nothing_is_a_clear_error(tiny_checkpoints):
     model = load_pretrained("llava", tiny_checkpoints["llava"]).model
     with pytest.raises(ValueError, match="matches no module"):
-        apply_lora(model, {"r": 4, "alpha": 8, "dropout": 0.0, "target": r".*nonexistent", "trainable_modules": []})
+        apply_lora(model, LoraSpec(r=4, alpha=8.0, dropout=0.0, target=r".*nonexistent", trainable_modules=[]))
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from transfer.data.blink import read_split
-from transfer.data.synthetic import generate_rows, generate_suite
-from transfer.data.synthetic.base import generate_base
-from transfer.data.synthetic.draw import COLORS, MARKERS
-from transfer.data.synthetic.images import add_vignette
-from transfer.data.synthetic.planted import PRIMITIVES, TASK_PRIMITIVES, planted_table, relation
+from transfer.embedded.planted import PRIMITIVES, TASK_PRIMITIVES, planted_table, relation
+from transfer.embedded.suite import generate_rows, generate_suite
+from transfer.embedded.suite.draw import COLORS, MARKERS
+from transfer.embedded.suite.generic import generate_generic
+from transfer.embedded.suite.images import add_vignette
 from transfer.tasks import TASK_NAMES
 
 N = 80
@@ -75,7 +75,7 @@ def test_functional_correspondence_answer_is_the_rightmost_point() -> None:
 
 
 def test_base_left_mark_answer_is_the_leftmost_point(tmp_path: Path) -> None:
-    generate_base(tmp_path, seed=0, size_per_kind=24)
+    generate_generic(tmp_path, seed=0, size_per_kind=24)
     for q in read_split(tmp_path, "Base_Left_Mark", "train"):
         xs = [_centre(q.images[0], MARKERS[label])[0] for label in "ABCD"]
         assert int(np.argmin(xs)) == q.answer and sorted(xs)[1] - sorted(xs)[0] >= 8
@@ -83,7 +83,7 @@ def test_base_left_mark_answer_is_the_leftmost_point(tmp_path: Path) -> None:
 
 def test_base_side_by_side_answer_follows_the_layout(tmp_path: Path) -> None:
     """yes: the two named shapes sit side by side (either order); no: one sits above the other."""
-    generate_base(tmp_path, seed=0, size_per_kind=24)
+    generate_generic(tmp_path, seed=0, size_per_kind=24)
     for q in read_split(tmp_path, "Base_Side_By_Side", "train"):
         first, second = re.match(r"Are the (\w+) \w+ and the (\w+) \w+ side by side\?", q.prompt).groups()
         (x1, y1), (x2, y2) = (_centre(q.images[0], c) for c in (first, second))
@@ -96,7 +96,7 @@ def _background(image) -> tuple[int, ...]:
 
 
 def test_base_same_backdrop_answer_has_the_reference_background(tmp_path: Path) -> None:
-    generate_base(tmp_path, seed=0, size_per_kind=24)
+    generate_generic(tmp_path, seed=0, size_per_kind=24)
     for q in read_split(tmp_path, "Base_Same_Backdrop", "train"):
         reference, *candidates = (_background(image) for image in q.images)
         assert candidates[q.answer] == reference != candidates[1 - q.answer]
@@ -105,7 +105,7 @@ def test_base_same_backdrop_answer_has_the_reference_background(tmp_path: Path) 
 def test_base_darker_patch_answer_follows_the_grey_under_the_points(tmp_path: Path) -> None:
     """A darker (B darker) when the grey at A's ring centre is darker (lighter) than at B's; the same grey:
     about the same."""
-    generate_base(tmp_path, seed=0, size_per_kind=24)
+    generate_generic(tmp_path, seed=0, size_per_kind=24)
     for q in read_split(tmp_path, "Base_Darker_Patch", "train"):
         grey_a, grey_b = (_pixels(q.images[0])[round(y), round(x)].mean()
                           for x, y in (_centre(q.images[0], MARKERS[label]) for label in "AB"))
@@ -167,4 +167,4 @@ def test_model_training_and_evaluation_code_never_read_the_table() -> None:
     package = Path(__file__).parents[1] / "transfer"
     readers = {str(p.relative_to(package)) for p in package.rglob("*.py")
                if re.search(r"(from|import) [\w.]*planted", p.read_text())}
-    assert readers <= {"data/synthetic/__init__.py", "analysis/validation.py"}, readers
+    assert readers <= {"embedded/suite/__init__.py", "analysis/validation.py"}, readers

@@ -3,22 +3,20 @@ import os
 
 import polars as pl
 import pytest
-from omegaconf import OmegaConf
 
+from tests.helpers import compose_spec
 from transfer.atomic import write_parquet
-from transfer.records import cell_dir, config_hash, failed_cells, finished_hash, read_sweep
-
-CFG = {"model": {"name": "qwen", "tiny": {"hidden_size": 32}}, "source_task": {"name": "Counting"}, "seed": 0,
-       "sweep": "a", "overwrite": False, "train": {"steps": 4}, "paths": {"outputs": "/x"}, "wandb": {"mode": "offline"}}
+from transfer.records import cell_dir, failed_cells, finished_hash, read_sweep
 
 
 def test_config_hash_ignores_cell_identity_but_not_settings():
-    base = config_hash(OmegaConf.create(CFG))
-    other_cell = OmegaConf.create({**CFG, "source_task": {"name": "Jigsaw"}, "seed": 3, "sweep": "b",
-                                   "overwrite": True, "paths": {"outputs": "/y"}, "wandb": {"mode": "disabled"}})
-    assert config_hash(other_cell) == base
-    assert config_hash(OmegaConf.create({**CFG, "train": {"steps": 5}})) != base
-    assert config_hash(OmegaConf.create({**CFG, "model": {"name": "qwen", "tiny": {"hidden_size": 64}}})) != base
+    base = compose_spec("model=qwen", "source_task=Counting").config_hash()
+    other_cell = compose_spec("model=qwen", "source_task=Jigsaw", "seed=3", "sweep=b", "overwrite=true",
+                              "paths.outputs=/y", "wandb.mode=disabled", "threads=2")
+    assert other_cell.config_hash() == base
+    assert compose_spec("model=qwen", "source_task=Counting", "train.steps=5").config_hash() != base
+    assert compose_spec("model=qwen", "source_task=Counting", "model.tiny.hidden_size=64").config_hash() != base
+    assert compose_spec("model=llava", "source_task=Counting").config_hash() != base
 
 
 def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.conftest import child_env
+from tests.helpers import child_env
 from transfer.train import last_complete_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def _cell(outputs: Path, sweep: str) -> Path:
     return outputs / sweep / "cells" / "qwen" / "Counting" / "seed=0"
 
 
-@pytest.mark.slow   # three runs of one cell (~1 min warm, plus the base stage once)
+@pytest.mark.slow   # three runs of one cell, plus the pretraining once
 def test_a_killed_cell_resumes_from_its_checkpoint_with_the_uninterrupted_scores(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     _finish(_start(tmp_path, cache, "reference"))
@@ -63,7 +63,8 @@ def test_a_killed_cell_resumes_from_its_checkpoint_with_the_uninterrupted_scores
     resumed = [int(m) for m in re.findall(rf"resuming training from \S+checkpoint-\d+ \(step (\d+) of {STEPS}\)", log)]
     assert len(resumed) == 1 and killed_at <= resumed[0] < STEPS, log[-3000:]
     columns = ["target_task", "n", "correct", "accuracy", "train_steps"]
-    ours, theirs = (pl.read_parquet(_cell(tmp_path, s) / "scores.parquet").select(columns) for s in ("resumed", "reference"))
+    ours, theirs = (pl.read_parquet(_cell(tmp_path, s) / "scores.parquet").select(columns)
+                    for s in ("resumed", "reference"))
     assert ours.equals(theirs), f"resumed {ours} != uninterrupted {theirs}"
     ours, theirs = (pl.read_parquet(_cell(tmp_path, s) / "predictions.parquet").sort("target_task", "idx")
                     for s in ("resumed", "reference"))

@@ -1,6 +1,7 @@
 """The synthetic BLINK-format suite and the base data, read back through the real BLINK loader."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter
@@ -8,14 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from tests.helpers import compose_spec
 from transfer.data.blink import list_configs, read_split
-from transfer.data.splits import synthetic_suite_root
-from transfer.data.synthetic import GENERATORS, code_fingerprint, generate_rows, generate_suite
-from transfer.data.synthetic.base import BASE_KINDS, generate_base
+from transfer.embedded.suite import GENERATORS, code_fingerprint, generate_rows, generate_suite, suite_root
+from transfer.embedded.suite.generic import GENERIC_KINDS, generate_generic
+from transfer.spec import SpecError
 from transfer.tasks import ALL_BLINK, TASK_NAMES, TASKS
 
 TRAIN, VAL = 12, 8
+
+
+def yaml_value(text: str):
+    """The value Hydra gives an override written as `text`."""
+    return yaml.safe_load(text)
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +120,8 @@ def test_unknown_task_is_refused(tmp_path: Path) -> None:
 
 
 def test_base_data(suite: Path, tmp_path: Path) -> None:
-    kinds = generate_base(tmp_path, seed=0, size_per_kind=36)
-    assert kinds == BASE_KINDS and list_configs(tmp_path) == sorted(BASE_KINDS)
+    kinds = generate_generic(tmp_path, seed=0, size_per_kind=36)
+    assert kinds == GENERIC_KINDS and list_configs(tmp_path) == sorted(GENERIC_KINDS)
     assert not set(kinds) & set(ALL_BLINK)
     task_questions = {q.prompt.split("\n")[0] for t in TASK_NAMES for q in read_split(suite, t, "train")}
     for kind in kinds:
@@ -136,17 +144,16 @@ def test_base_data(suite: Path, tmp_path: Path) -> None:
 
 
 def test_val_size_sets_every_val_split_and_leaves_train_alone(suite: Path, tmp_path: Path) -> None:
-    data = {"seed": 3, "train_size": TRAIN, "image_size": 64, "val_size": VAL + 1}
-    root = synthetic_suite_root(data, tmp_path)
-    assert root != synthetic_suite_root({**data, "val_size": VAL}, tmp_path)   # its own cache entry
+    data = compose_spec("data.seed=3", f"data.train_size={TRAIN}", f"data.val_size={VAL + 1}").data
+    root = suite_root(data, tmp_path)
+    assert root != suite_root(dataclasses.replace(data, val_size=VAL), tmp_path)   # its own cache entry
     for task in TASK_NAMES:
         assert len(read_split(root, task, "val")) == VAL + 1
         name = f"{task}/train-00000-of-00001.parquet"
         assert (root / name).read_bytes() == (suite / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("bad", [0, -5, "many", 2.5])
-def test_bad_val_size_is_refused(bad, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=rf"data.val_size={re.escape(repr(bad))}; expected a positive integer"):
-        synthetic_suite_root({"seed": 0, "train_size": 1, "image_size": 64, "val_size": bad}, tmp_path)
-    assert not (tmp_path / "data").exists()
+@pytest.mark.parametrize("bad", ["0", "-5", "many", "2.5"])
+def test_bad_val_size_is_refused(bad) -> None:
+    with pytest.raises(SpecError, match=rf"^data.val_size={re.escape(repr(yaml_value(bad)))}: expected a whole number"):
+        compose_spec(f"data.val_size={bad}")

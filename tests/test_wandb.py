@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_grid import run_cli
+from tests.helpers import run_cli
 from transfer.tracking import run_id
 
-pytestmark = pytest.mark.slow   # two real cells, one of them waiting out the W&B init timeout (~45 s)
+pytestmark = pytest.mark.slow   # two real cells, one of them waiting out the W&B init timeout
 UNREACHABLE = {"WANDB_BASE_URL": "http://127.0.0.1:9", "WANDB_API_KEY": "x" * 40}   # discard port: refused at once
 
 

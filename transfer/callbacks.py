@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -17,5 +16,7 @@ class ReduceAfterSweep(Callback):
         if "slurm" in str(config.hydra.launcher.get("_target_", "")).lower():
             return
         from transfer.reduce import reduce_sweep
+        from transfer.spec import CellSpec
 
-        reduce_sweep(Path(config.paths.outputs) / config.sweep, wandb_cfg=dict(config.wandb))
+        spec = CellSpec.from_config(config)
+        reduce_sweep(spec.sweep_dir, wandb_cfg=spec.wandb)

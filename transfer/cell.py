@@ -1,11 +1,15 @@
-"""One cell of the grid, end to end: base model -> LoRA finetune on the source task -> evaluate every target
--> record (predictions, then scores, atomically) and log to W&B.
+"""One cell of the grid, as a recipe that reads top to bottom:
 
-A finished cell (scores present, same config_hash) is skipped; a finished adapter is reused, and an
-interrupted finetune resumes from its last Trainer checkpoint. A `none` cell copies the results of a finished
-`none` cell of another seed (same config and base), since the base model does not depend on the seed
-(`overwrite=true` evaluates it again).
-A cell that raises leaves FAILED.json.
+    spec -> base model -> finetune on the source task -> evaluate every target -> record
+
+- spec: every key checked once (`CellSpec`); a finished cell (scores present, same config_hash) is skipped, one
+  computed with another config is refused;
+- base model: the checkpoint (real path) or the embedded tiny model, pretrained once and cached;
+- finetune: LoRA on the source task (`none`: no finetune); a finished adapter is reused and an interrupted finetune
+  resumes from its last Trainer checkpoint;
+- evaluate: every target's eval questions; a `none` cell copies a finished `none` cell of another seed with the
+  same config and base model, since the base model does not depend on the seed (`overwrite=true` evaluates it);
+- record: predictions, then scores, atomically, and a W&B run. A cell that raises leaves FAILED.json.
 """
 from __future__ import annotations
 
@@ -17,20 +21,20 @@ import traceback
 from pathlib import Path
 
 import polars as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from peft import PeftModel
 
 from transfer import distributed, timing
 from transfer.atomic import write_json, write_parquet
-from transfer.data.splits import TaskData, params_key
-from transfer.evaluate import TaskResult, check_options, evaluate_targets, for_scoring
-from transfer.models.base import base_checkpoint
-from transfer.models.encode import EncodedCache
-from transfer.models.families import check_family, load_pretrained
+from transfer.cache import params_key
+from transfer.data.splits import TaskData
+from transfer.encode import EncodedCache
+from transfer.evaluate import TaskResult, evaluate_targets, for_scoring
+from transfer.models.families import load_pretrained
 from transfer.progress import Progress
-from transfer.records import (FAILED, PREDICTIONS, SCORE_SCHEMA, SCORES, cell_dir, config_hash, finished_hash,
-                              git_commit, now_iso)
-from transfer.tasks import BASELINE, TASK_NAMES, TASKS, get_task
+from transfer.records import FAILED, PREDICTIONS, SCORE_SCHEMA, SCORES, cell_dir, finished_hash, git_commit, now_iso
+from transfer.spec import CellSpec
+from transfer.tasks import BASELINE, TASK_NAMES, get_task
 from transfer.tracking import log_table, wandb_run
 from transfer.train import TrainStats, finetune
 
@@ -43,26 +47,128 @@ class StaleCellError(ValueError):
     """A finished cell was computed with another configuration."""
 
 
-def _encoded_cache(cache_dir: Path, checkpoint: str, processor, model: dict, data_root: Path) -> EncodedCache:
-    key = params_key({"checkpoint": checkpoint, "prefix": model["answer_prefix"], "data": str(data_root)})
+def run_cell(cfg: DictConfig | CellSpec) -> dict:
+    """Run (or skip) the cell named by model / source_task / seed; returns a short summary."""
+    spec = cfg if isinstance(cfg, CellSpec) else CellSpec.from_config(cfg)
+    cell = cell_dir(spec.sweep_dir, spec.model.name, spec.source, spec.seed)
+    chash, done = spec.config_hash(), finished_hash(cell)
+    if done and not spec.overwrite:
+        if done != chash:
+            raise StaleCellError(f"cell {cell} was computed with config_hash {done}, the current config has {chash}; "
+                                 "pass overwrite=true to recompute it or sweep=<new name> to keep both")
+        log.info("skip finished cell %s", cell)
+        return {"cell": str(cell), "status": "skipped"}
+    if spec.overwrite:
+        for folder in ("adapter", "checkpoints"):
+            shutil.rmtree(cell / folder, ignore_errors=True)
+        for name in (SCORES, PREDICTIONS):
+            (cell / name).unlink(missing_ok=True)
+    cell.mkdir(parents=True, exist_ok=True)
+    started, started_at, before = time.perf_counter(), time.time(), timing.snapshot()
+    try:
+        scores = _compute(spec, cell, chash)
+    except BaseException as err:
+        if not distributed.is_main():
+            raise
+        write_json({"cell": str(cell), "error": f"{type(err).__name__}: {err}", "host": socket.gethostname(),
+                    "time": now_iso(), "traceback": traceback.format_exc()}, cell / FAILED)
+        raise
+    distributed.barrier()
+    if not distributed.is_main():
+        return {"cell": str(cell), "status": "done", "rank": distributed.rank()}
+    (cell / FAILED).unlink(missing_ok=True)
+    after = timing.snapshot()
+    phases = {k: after[k] - before.get(k, 0.0) for k in after}
+    wall = time.perf_counter() - started
+    write_json({"started_at": started_at, "wall": wall, **phases}, cell / "timings.json")
+    mean = float(scores["accuracy"].mean())
+    log.info("finished cell %s: mean accuracy %.3f", cell, mean)
+    return {"cell": str(cell), "status": "done", "mean_accuracy": mean, "seconds": wall,
+            "pretrain_seconds": phases.get("pretrain", 0.0)}
+
+
+def _compute(spec: CellSpec, cell: Path, chash: str) -> pl.DataFrame:
+    data = task_data(spec)
+    if data.holdout and distributed.is_main():
+        _record_holdout(data, spec, cell)
+    checkpoint = base_model(spec, data)
+    reused = _baseline_of_another_seed(cell, chash, checkpoint, spec.eval.calibration) if (
+        spec.source == BASELINE and not spec.overwrite) else None   # overwrite: evaluate again
+    wandb = spec.wandb if distributed.is_main() else None   # one W&B run per cell, from rank 0
+    with wandb_run(wandb, sweep_dir=spec.sweep_dir, group=spec.sweep, job_type="cell", name=spec.name,
+                   run_key=spec.name, config={**spec.to_dict(), "config_hash": chash}) as run:
+        if reused is not None:
+            results, stats = reused, TrainStats(0, 0, 0.0)
+        else:
+            results, stats = _finetune_and_evaluate(spec, data, checkpoint, cell, run)
+        scores, predictions = _frames(spec, checkpoint, results, stats, chash)
+        if not distributed.is_main():
+            return scores
+        with timing.timed("io"):
+            write_parquet(predictions, cell / PREDICTIONS)
+            write_parquet(scores, cell / SCORES)
+        run.log({f"eval/{r['target_task']}/accuracy": r["accuracy"] for r in scores.iter_rows(named=True)})
+        log_table(run, "scores", scores.select("target_task", "n", "correct", "accuracy", "chance"))
+        run.summary["mean_accuracy"] = float(scores["accuracy"].mean())
+    return scores
+
+
+def task_data(spec: CellSpec) -> TaskData:
+    """The questions of every task: the embedded suite (generated once) or a local BLINK snapshot."""
+    if spec.data.source == "synthetic":
+        from transfer.embedded.suite import suite_root
+
+        return TaskData(spec.data, suite_root(spec.data, spec.cache_dir))
+    return TaskData(spec.data, Path(spec.data.root))
+
+
+def base_model(spec: CellSpec, data: TaskData) -> str:
+    """The checkpoint every cell of the model starts from: model.checkpoint, or the embedded pretrained tiny model."""
+    if spec.model.checkpoint:
+        return spec.model.checkpoint
+    from transfer.embedded.pretrain import pretrained_checkpoint
+
+    return pretrained_checkpoint(spec, data, TASK_NAMES)
+
+
+def _finetune_and_evaluate(spec: CellSpec, data: TaskData, checkpoint: str, cell: Path, run) -> tuple:
+    """Load the base model, finetune it on the source task (none: as it is), score every target: (results, stats)."""
+    with timing.timed("model_load"):
+        loaded = load_pretrained(spec.model.family, checkpoint, spec.model.dtype)
+    encoded = _encoded_cache(spec, checkpoint, loaded.processor, data.root)
+    eval_sets = {t: encoded.get(f"{t}-eval-{spec.data.eval_limit}", lambda t=t: data.eval(t))
+                 for t in spec.target_tasks}
+    model, stats = loaded.model, TrainStats(0, 0, 0.0)
+    if spec.source != BASELINE:
+        model, stats = _finetuned(loaded, spec, data, encoded, cell)
+        for step, loss in enumerate(stats.losses):
+            run.log({"train/loss": loss, "train/log_step": step})
+    progress = Progress(len(eval_sets), f"eval {spec.name}", unit="task")
+    results = evaluate_targets(for_scoring(model, spec.eval.merge_lora), eval_sets, spec.model.family,
+                               loaded.tokenizer.pad_token_id, spec.eval.batch_size, progress, spec.eval.calibration)
+    progress.close()   # every process evaluated (ZeRO-3 forwards need all of them); rank 0 records
+    return results, stats
+
+
+def _encoded_cache(spec: CellSpec, checkpoint: str, processor, data_root: Path) -> EncodedCache:
+    key = params_key({"checkpoint": checkpoint, "prefix": spec.model.answer_prefix, "data": str(data_root)})
     if key not in _ENCODED:
         _ENCODED.clear()
-        _ENCODED[key] = EncodedCache(cache_dir / "encoded" / key, processor, model["family"], model["answer_prefix"])
+        _ENCODED[key] = EncodedCache(spec.cache_dir / "encoded" / key, processor, spec.model.family,
+                                     spec.model.answer_prefix)
     return _ENCODED[key]
 
 
-def _finetuned(loaded, cfg: DictConfig, data: TaskData, encoded: EncodedCache, cell: Path) -> tuple:
+def _finetuned(loaded, spec: CellSpec, data: TaskData, encoded: EncodedCache, cell: Path) -> tuple:
     """The model after LoRA on the source task (reusing a finished adapter), and its training stats."""
-    source, adapter = cfg.source_task.name, cell / "adapter"
+    adapter = cell / "adapter"
     if (adapter / "adapter_config.json").exists():
         log.info("reusing finished adapter %s", adapter)
         return PeftModel.from_pretrained(loaded.model, adapter), TrainStats(0, 0, 0.0)
-    limit = cfg.data.train_limit
-    examples = encoded.get(f"{source}-train-{limit}", lambda: data.train(source), remember=False)
-    model, stats = finetune(loaded.model, examples, family=cfg.model.family, tokenizer=loaded.tokenizer,
-                            train=OmegaConf.to_container(cfg.train, resolve=True), out_dir=cell, seed=cfg.seed,
-                            lora=OmegaConf.to_container(cfg.model.lora, resolve=True),
-                            desc=f"{cfg.model.name}/{source}/seed{cfg.seed}")
+    examples = encoded.get(f"{spec.source}-train-{spec.data.train_limit}", lambda: data.train(spec.source),
+                           remember=False)
+    model, stats = finetune(loaded.model, examples, family=spec.model.family, tokenizer=loaded.tokenizer,
+                            train=spec.train, out_dir=cell, seed=spec.seed, lora=spec.model.lora, desc=spec.name)
     if distributed.is_main():   # every process trained (DeepSpeed); one saves
         with timing.timed("io"):
             tmp = cell / "adapter.tmp"
@@ -74,12 +180,12 @@ def _finetuned(loaded, cfg: DictConfig, data: TaskData, encoded: EncodedCache, c
     return model, stats
 
 
-def _frames(cfg: DictConfig, checkpoint: str, results: list[TaskResult], stats: TrainStats, chash: str):
-    common = dict(sweep=cfg.sweep, model=cfg.model.name, source_task=cfg.source_task.name, seed=int(cfg.seed))
+def _frames(spec: CellSpec, checkpoint: str, results: list[TaskResult], stats: TrainStats, chash: str):
+    common = dict(sweep=spec.sweep, model=spec.model.name, source_task=spec.source, seed=spec.seed)
     commit, created = git_commit(), now_iso()
-    scores = [{**common, "checkpoint": checkpoint, "data_source": cfg.data.source, "calibration": cfg.eval.calibration,
-               "target_task": r.task, "n": len(r.gold), "correct": sum(r.correct),
-               "accuracy": sum(r.correct) / len(r.gold), "chance": get_task(r.task).chance,
+    scores = [{**common, "checkpoint": checkpoint, "data_source": spec.data.source,
+               "calibration": spec.eval.calibration, "target_task": r.task, "n": len(r.gold),
+               "correct": sum(r.correct), "accuracy": sum(r.correct) / len(r.gold), "chance": get_task(r.task).chance,
                "train_examples": stats.examples, "train_steps": stats.steps, "train_seconds": stats.seconds,
                "eval_seconds": r.seconds, "config_hash": chash, "git_commit": commit, "created_at": created}
               for r in results]
@@ -90,14 +196,14 @@ def _frames(cfg: DictConfig, checkpoint: str, results: list[TaskResult], stats: 
     return pl.DataFrame(scores, schema=SCORE_SCHEMA), predictions
 
 
-def _record_holdout(data: TaskData, source: str, targets: list[str], cell: Path) -> None:
+def _record_holdout(data: TaskData, spec: CellSpec, cell: Path) -> None:
     """BLINK without data.train_root: val is split by idx hash; warn, and record which questions are which."""
-    fraction = data.data["holdout_train_fraction"]
-    train = [q.idx for q in data.train(source)] if source != BASELINE else []
+    fraction = spec.data.holdout_train_fraction
+    train = [q.idx for q in data.train(spec.source)] if spec.source != BASELINE else []
     write_json({"holdout": True, "train_fraction": fraction, "root": str(data.root),
                 "method": "per task, stratified by answer: sha256(task/idx) order, first round(fraction*n) train",
-                "train_idx": {source: train} if train else {},
-                "eval_idx": {t: [q.idx for q in data.eval(t)] for t in targets}}, cell / SPLIT)
+                "train_idx": {spec.source: train} if train else {},
+                "eval_idx": {t: [q.idx for q in data.eval(t)] for t in spec.target_tasks}}, cell / SPLIT)
     log.warning("data.train_root is not set: BLINK val is split by idx hash into training (%.0f%%) and evaluation "
                 "questions, disjoint per task; recorded in %s", 100 * fraction, cell / SPLIT)
 
@@ -117,96 +223,3 @@ def _baseline_of_another_seed(cell: Path, chash: str, checkpoint: str, calibrati
                            calibration)
                 for task in scores["target_task"] for rows in [predictions.filter(pl.col("target_task") == task)]]
     return None
-
-
-def _finetune_and_evaluate(cfg: DictConfig, model_cfg: dict, data: TaskData, targets: list[str], checkpoint: str,
-                           cell: Path, run, name: str) -> tuple:
-    """Load the base, finetune it on the source task (none: as it is), score every target: (results, stats)."""
-    with timing.timed("model_load"):
-        loaded = load_pretrained(cfg.model.family, checkpoint, cfg.model.dtype)
-    encoded = _encoded_cache(Path(cfg.paths.cache), checkpoint, loaded.processor, model_cfg, data.root)
-    eval_sets = {t: encoded.get(f"{t}-eval-{cfg.data.eval_limit}", lambda t=t: data.eval(t)) for t in targets}
-    model, stats = loaded.model, TrainStats(0, 0, 0.0)
-    if cfg.source_task.name != BASELINE:
-        model, stats = _finetuned(loaded, cfg, data, encoded, cell)
-        for step, loss in enumerate(stats.losses):
-            run.log({"train/loss": loss, "train/log_step": step})
-    progress = Progress(len(targets), f"eval {name}", unit="task")
-    results = evaluate_targets(for_scoring(model, cfg.eval.merge_lora), eval_sets, cfg.model.family,
-                               loaded.tokenizer.pad_token_id, cfg.eval.batch_size, progress, cfg.eval.calibration)
-    progress.close()   # every process evaluated (ZeRO-3 forwards need all of them); rank 0 records
-    return results, stats
-
-
-def _compute(cfg: DictConfig, cell: Path, chash: str) -> pl.DataFrame:
-    cache_dir = Path(cfg.paths.cache)
-    targets = list(cfg.targets or TASK_NAMES)
-    data = TaskData(OmegaConf.to_container(cfg.data, resolve=True), cache_dir)
-    if data.holdout and distributed.is_main():
-        _record_holdout(data, cfg.source_task.name, targets, cell)
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    checkpoint = base_checkpoint(model_cfg, OmegaConf.to_container(cfg.base, resolve=True),
-                                 OmegaConf.to_container(cfg.train, resolve=True), data, TASK_NAMES, cache_dir)
-    reused = (_baseline_of_another_seed(cell, chash, checkpoint, cfg.eval.calibration)
-              if cfg.source_task.name == BASELINE and not cfg.overwrite else None)   # overwrite: evaluate again
-    name = f"{cfg.model.name}/{cfg.source_task.name}/seed{cfg.seed}"
-    wcfg = OmegaConf.to_container(cfg.wandb, resolve=True)
-    if not distributed.is_main():
-        wcfg["mode"] = "disabled"   # one W&B run per cell, from rank 0
-    with wandb_run(wcfg, sweep_dir=cell.parents[3], group=cfg.sweep,
-                   job_type="cell", name=name, run_key=name,
-                   config={**OmegaConf.to_container(cfg, resolve=True), "config_hash": chash}) as run:
-        results, stats = ((reused, TrainStats(0, 0, 0.0)) if reused is not None
-                          else _finetune_and_evaluate(cfg, model_cfg, data, targets, checkpoint, cell, run, name))
-        scores, predictions = _frames(cfg, checkpoint, results, stats, chash)
-        if not distributed.is_main():
-            return scores
-        with timing.timed("io"):
-            write_parquet(predictions, cell / PREDICTIONS)
-            write_parquet(scores, cell / SCORES)
-        run.log({f"eval/{r['target_task']}/accuracy": r["accuracy"] for r in scores.iter_rows(named=True)})
-        log_table(run, "scores", scores.select("target_task", "n", "correct", "accuracy", "chance"))
-        run.summary["mean_accuracy"] = float(scores["accuracy"].mean())
-    return scores
-
-
-def run_cell(cfg: DictConfig) -> dict:
-    """Run (or skip) the cell named by cfg.model / cfg.source_task / cfg.seed; returns a short summary."""
-    check_family(cfg.model.family)
-    check_options(cfg.eval.calibration, cfg.eval.merge_lora)
-    source = cfg.source_task.name
-    if source != BASELINE and source not in TASKS:
-        raise ValueError(f"unknown source_task {source!r}; expected one of: {', '.join([BASELINE, *TASK_NAMES])}")
-    cell = cell_dir(Path(cfg.paths.outputs) / cfg.sweep, cfg.model.name, source, int(cfg.seed))
-    chash, done = config_hash(cfg), finished_hash(cell)
-    if done and not cfg.overwrite:
-        if done != chash:
-            raise StaleCellError(f"cell {cell} was computed with config_hash {done}, the current config has {chash}; "
-                                 "pass overwrite=true to recompute it or sweep=<new name> to keep both")
-        log.info("skip finished cell %s", cell)
-        return {"cell": str(cell), "status": "skipped"}
-    if cfg.overwrite:
-        for folder in ("adapter", "checkpoints"):
-            shutil.rmtree(cell / folder, ignore_errors=True)
-        for name in (SCORES, PREDICTIONS):
-            (cell / name).unlink(missing_ok=True)
-    cell.mkdir(parents=True, exist_ok=True)
-    started, started_at, before = time.perf_counter(), time.time(), timing.snapshot()
-    try:
-        scores = _compute(cfg, cell, chash)
-    except BaseException as err:
-        if not distributed.is_main():
-            raise
-        write_json({"cell": str(cell), "error": f"{type(err).__name__}: {err}", "host": socket.gethostname(),
-                    "time": now_iso(), "traceback": traceback.format_exc()}, cell / FAILED)
-        raise
-    distributed.barrier()
-    if not distributed.is_main():
-        return {"cell": str(cell), "status": "done", "rank": distributed.rank()}
-    (cell / FAILED).unlink(missing_ok=True)
-    after = timing.snapshot()
-    write_json({"started_at": started_at, "wall": time.perf_counter() - started,
-                **{k: after[k] - before.get(k, 0.0) for k in after}}, cell / "timings.json")
-    mean = float(scores["accuracy"].mean())
-    log.info("finished cell %s: mean accuracy %.3f", cell, mean)
-    return {"cell": str(cell), "status": "done", "mean_accuracy": mean}

@@ -26,8 +26,14 @@ def _values(value: str) -> list[str]:
     return [v.strip() for v in value.strip("[]").split(",") if v.strip()]
 
 
-def check_overrides(argv: list[str]) -> None:
-    """Exit with a one-line error if an override names an option that no config group has, or a bad cell count."""
+def check_overrides(argv: list[str], config_name: str = "config") -> None:
+    """Exit with a one-line error if an override names an option that no config group has, a key that no config
+    has (with the nearest valid key), or a bad cell count."""
+    _check_group_options(argv)
+    _check_keys(argv, config_name)
+
+
+def _check_group_options(argv: list[str]) -> None:
     for arg in argv:
         key, sep, value = arg.lstrip("+~").partition("=")
         if key == "hydra.launcher.jobs":
@@ -44,6 +50,37 @@ def check_overrides(argv: list[str]) -> None:
                     _fail(f"{key}={value} matches no {key}; expected a pattern over: {', '.join(valid)}")
             elif name not in valid:
                 _fail(f"unknown {key} {name!r} (from {arg}); expected one of: {', '.join(valid)}")
+
+
+def _first_option(group: str, value: str) -> str:
+    """One option an override value of a config group selects (the first of a sweep or a glob)."""
+    name = _values(value)[0]
+    return fnmatch.filter(group_options(group), name[5:])[0] if name.startswith("glob:") else name
+
+
+def _check_keys(argv: list[str], config_name: str) -> None:
+    """Every `key=value` override must name a key of the composed config (`+key` appends, `hydra.*` is Hydra's)."""
+    keys = []
+    for arg in argv:
+        key, sep, _ = arg.partition("=")
+        if sep and not key.startswith(("+", "~", "hydra.", "hydra/")) and key not in CHECKED_GROUPS:
+            keys.append(key)
+    if not keys:
+        return
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from transfer.spec import flat_keys, unknown_key
+
+    groups = [f"{k}={_first_option(k, v)}" for k, _, v in (a.partition("=") for a in argv)
+              if k in CHECKED_GROUPS and k != "hydra/launcher" and v not in ("", "null")]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=groups)
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    leaves = flat_keys(tree)
+    for key in keys:
+        if OmegaConf.select(cfg, key, default="\0missing") == "\0missing":
+            _fail(str(unknown_key(key, leaves)))
 
 
 def check_jobs(jobs: object) -> None:

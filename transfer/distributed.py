@@ -55,7 +55,7 @@ def _detect(port: int | None) -> DistEnv:
         return DistEnv(int(env["RANK"]), int(env.get("LOCAL_RANK", env["RANK"])), world,
                        int(env.get("LOCAL_WORLD_SIZE", world)), env["MASTER_ADDR"], int(env["MASTER_PORT"]), "launcher")
     if _slurm_tasks() > 1:
-        from submitit.slurm.slurm import SlurmJobEnvironment   # reads SLURM_*; also outside submitit (plain srun)
+        from submitit.slurm.slurm import SlurmJobEnvironment  # reads SLURM_*; also outside submitit (plain srun)
 
         job = SlurmJobEnvironment()
         return DistEnv(job.global_rank, job.local_rank, job.num_tasks, job.num_tasks // job.num_nodes,

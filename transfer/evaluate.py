@@ -3,7 +3,7 @@
 No generation, no answer parsing. When the options' continuations share a head and differ in one final
 token (the usual case: the answer letter), one forward pass per question gives every option's
 log-likelihood (the shared head adds the same term to every option, so it is left out), and the LM head runs at
-that one position only (`logits_to_keep`: the same logits, ~10 % less forward time on the tiny models). Otherwise each
+that one position only (`logits_to_keep`: the same logits, less forward time). Otherwise each
 (question, option) pair gets its own sequence and the continuation's token log-probabilities are summed.
 
 Calibration removes the answer-letter prior before the argmax: `batch` subtracts, per option position, the mean
@@ -22,9 +22,8 @@ import torch.nn.functional as F
 from peft import PeftModel
 
 from transfer import timing
-from transfer.models.encode import option_batch, scoring_batch
+from transfer.batch import option_batch, scoring_batch
 from transfer.progress import Progress
-
 
 CALIBRATIONS = ("none", "batch")
 
@@ -47,16 +46,9 @@ def predict(loglik: list[list[float]], method: str) -> list[int]:
     return [max(range(len(s)), key=s.__getitem__) for s in calibrate(loglik, method)]
 
 
-def check_options(calibration: str, merge_lora: object) -> None:
-    """Fail on a bad `eval` option before a cell trains, not after."""
-    calibrate([], calibration)
-    if not isinstance(merge_lora, bool):
-        raise ValueError(f"eval.merge_lora must be true or false, got {merge_lora!r}")
-
-
 def for_scoring(model: torch.nn.Module, merge_lora: bool) -> torch.nn.Module:
     """The model to score: a LoRA model folded into its weights when `merge_lora` (the same function without the
-    adapter's extra matmuls: ~20 % less evaluation time on the tiny models; logits equal to ~1e-5). Only float32
+    adapter's extra matmuls, equal up to float rounding; see docs/design.md). Only float32
     weights that this process holds whole are merged: merging into bf16/fp16 weights rounds the update away, and
     ZeRO-3 shards (`ds_id`) cannot be merged; those are scored unmerged."""
     if not merge_lora or not isinstance(model, PeftModel):

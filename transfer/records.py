@@ -1,21 +1,17 @@
-"""The score record: schema, cell identity, config hash and reading a sweep into polars.
+"""The score record: schema, cell folders, provenance and reading a sweep into polars.
 
 A cell is done iff its `scores.parquet` exists; predictions are written first, scores last.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
-from omegaconf import DictConfig, OmegaConf
 
 SCORES, PREDICTIONS, FAILED = "scores.parquet", "predictions.parquet", "FAILED.json"
-# Config keys that name a cell or steer the run, not what is computed: left out of config_hash.
-VOLATILE_KEYS = ("source_task", "seed", "sweep", "overwrite", "paths", "wandb", "threads")
 
 SCORE_SCHEMA = {
     "sweep": pl.String, "model": pl.String, "checkpoint": pl.String, "data_source": pl.String,
@@ -30,14 +26,6 @@ def cell_dir(sweep_dir: Path, model: str, source_task: str, seed: int) -> Path:
     return sweep_dir / "cells" / model / source_task / f"seed={seed}"
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """Hash of the resolved config minus cell identity and launcher/run-control keys."""
-    data = OmegaConf.to_container(cfg, resolve=True)
-    for key in VOLATILE_KEYS:
-        data.pop(key, None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def git_commit(repo: Path | None = None) -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo or Path(__file__).parent,
@@ -50,7 +38,7 @@ def git_commit(repo: Path | None = None) -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def finished_hash(cell: Path) -> str | None:

@@ -8,17 +8,20 @@ Reads whatever cells exist and lists the missing and failed ones instead of cras
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import sys
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # the bootstrap's many small products run faster single-threaded
 from pathlib import Path
 
 import hydra
 import polars as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from transfer.cli import CONF_DIR, one_line_errors, quiet_libraries, setup_logging
+from transfer.cli import CONF_DIR, check_overrides, one_line_errors, quiet_libraries, setup_logging
+from transfer.spec import ReduceSpec, WandbSpec
 
 log = logging.getLogger("transfer")
 
@@ -26,7 +29,8 @@ log = logging.getLogger("transfer")
 def latest_sweep(outputs: Path) -> Path:
     sweeps = [p for p in outputs.iterdir() if (p / "cells").is_dir()] if outputs.is_dir() else []
     if not sweeps:
-        raise FileNotFoundError(f"no sweep with finished cells under {outputs}; run `python -m transfer.run -m ...` first")
+        raise FileNotFoundError(f"no sweep with finished cells under {outputs}; "
+                                "run `python -m transfer.run -m ...` first")
     return max(sweeps, key=lambda p: max(f.stat().st_mtime for f in (p / "cells").rglob("*")))
 
 
@@ -50,8 +54,8 @@ def missing_cells(scores: pl.DataFrame, failed: list[dict]) -> pl.DataFrame:
 
 def write_matrices(long: pl.DataFrame, scores: pl.DataFrame, out: Path) -> list[Path]:
     """pgf_<model>.csv (13 x 13 seed means) and accuracy_<model>.csv (none + 13 rows)."""
-    from transfer.pgf import wide
     from transfer.atomic import write_bytes
+    from transfer.pgf import wide
     from transfer.tasks import BASELINE, TASK_NAMES
 
     written = []
@@ -63,13 +67,13 @@ def write_matrices(long: pl.DataFrame, scores: pl.DataFrame, out: Path) -> list[
     return written
 
 
-def reduce_sweep(sweep_dir: Path, wandb_cfg: dict | None = None, analysis: dict | None = None,
+def reduce_sweep(sweep_dir: Path, wandb_cfg: WandbSpec | None = None, analysis: dict | None = None,
                  n_boot: int = 1000) -> dict:
     """Build every reduce output of `sweep_dir` into `sweep_dir/reduce/`; returns a short summary."""
     from transfer.analysis import analyze
     from transfer.analysis.validation import write_validation
-    from transfer.pgf import check_consistent, pgf_long
     from transfer.atomic import write_json, write_parquet
+    from transfer.pgf import check_consistent, pgf_long
     from transfer.records import PREDICTIONS, failed_cells, read_sweep
     from transfer.stats import cell_intervals
     from transfer.tasks import BASELINE
@@ -118,7 +122,7 @@ def _png_paths(figures) -> list[Path]:
     return [Path(figures)] if str(figures).endswith(".png") else []
 
 
-def _log_reduce(wandb_cfg: dict, sweep_dir: Path, long: pl.DataFrame, files: list[Path], result: dict) -> None:
+def _log_reduce(wandb_cfg: WandbSpec, sweep_dir: Path, long: pl.DataFrame, files: list[Path], result: dict) -> None:
     """The reduce W&B run: PGF table, matrices, transferability/malleability, cliques, personas, figures."""
     import wandb
 
@@ -146,19 +150,21 @@ def reduce_table(path: Path, out: Path, analysis: dict | None = None) -> dict:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="reduce")
 @one_line_errors
 def main(cfg: DictConfig) -> None:
-    analysis = OmegaConf.to_container(cfg.analysis, resolve=True)
-    if cfg.from_table:
-        table = Path(cfg.from_table)
-        out = Path(cfg.out) if cfg.out else table.parent / f"{table.stem}_analysis"
+    spec = ReduceSpec.from_config(cfg)
+    analysis = dataclasses.asdict(spec.analysis)
+    if spec.from_table:
+        table = Path(spec.from_table)
+        out = Path(spec.out) if spec.out else table.parent / f"{table.stem}_analysis"
         reduce_table(table, out, analysis)
         log.info("analysis of %s written to %s", table, out)
         return
-    outputs = Path(cfg.paths.outputs)
-    sweep_dir = outputs / cfg.sweep if cfg.sweep else latest_sweep(outputs)
-    reduce_sweep(sweep_dir, OmegaConf.to_container(cfg.wandb, resolve=True), analysis, cfg.n_boot)
+    outputs = Path(spec.paths.outputs)
+    sweep_dir = outputs / spec.sweep if spec.sweep else latest_sweep(outputs)
+    reduce_sweep(sweep_dir, spec.wandb, analysis, spec.n_boot)
 
 
 if __name__ == "__main__":
+    check_overrides(sys.argv[1:], "reduce")
     quiet_libraries()
     setup_logging()
     main()

@@ -11,17 +11,19 @@ import hydra
 from omegaconf import DictConfig
 
 from transfer.cli import CONF_DIR, check_overrides, one_line_errors, quiet_libraries, setup_logging
+from transfer.spec import CellSpec
 from transfer.threads import limit_threads
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 @one_line_errors
 def main(cfg: DictConfig) -> dict:
-    if cfg.threads:
-        limit_threads(int(cfg.threads))   # before torch is imported, so that OpenMP takes the limit too
-    from transfer.cell import run_cell   # heavy imports after Hydra has parsed the command line
+    spec = CellSpec.from_config(cfg)   # every bad value fails here, in one line
+    if spec.threads:
+        limit_threads(spec.threads)   # before torch is imported, so that OpenMP takes the limit too
+    from transfer.cell import run_cell  # heavy imports after the spec is checked
 
-    return run_cell(cfg)
+    return run_cell(spec)
 
 
 if __name__ == "__main__":

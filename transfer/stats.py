@@ -7,6 +7,7 @@ from itertools import groupby
 import numpy as np
 import polars as pl
 
+from transfer.pgf import base_rows, pgf_from_counts
 from transfer.tasks import BASELINE
 
 ALTERNATIVES = ("greater", "less", "two-sided")
@@ -154,12 +155,6 @@ def stratified_permutation_test(values: np.ndarray, in_group: np.ndarray, strata
 # PGF from counts and its paired bootstrap
 
 
-def pgf_from_counts(k_ft: np.ndarray, k_base: np.ndarray, n: int) -> np.ndarray:
-    """PGF = (k_ft − k_base) / (n − k_base) with U = 1; a perfect base uses a denominator of one question."""
-    gap = np.asarray(n - np.asarray(k_base, dtype=float))
-    return (np.asarray(k_ft, dtype=float) - k_base) / np.where(gap > 0, gap, 1.0)
-
-
 def _bootstrap_block(base: np.ndarray, ft: np.ndarray, n_boot: int, rng: np.random.Generator,
                      level: float = 0.95, resample_seeds: bool = True) -> dict[str, np.ndarray]:
     """Paired bootstrap of many cells sharing one target's questions.
@@ -223,12 +218,13 @@ def cell_intervals(predictions: pl.DataFrame, n_boot: int = 1000, seed: int = 0,
     """Bootstrap intervals for every (model, source, target) cell from per-question predictions.
 
     predictions: model, source_task, seed, target_task, idx, correct; the base rows have
-    source_task == "none" (several base seeds are averaged per question). Every finetuned run must
-    cover exactly the base's questions of that target. See paired_bootstrap_pgf for resample_seeds.
+    source_task == "none" (the lowest seed's are the base model's, see transfer.pgf.base_rows). Every finetuned
+    run must cover exactly the base's questions of that target. See paired_bootstrap_pgf for resample_seeds.
     """
     missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
     if missing:
         raise ValueError(f"predictions frame lacks columns {missing}; expected {list(PREDICTION_COLUMNS)}")
+    predictions = pl.concat([predictions.filter(pl.col("source_task") != BASELINE), base_rows(predictions)])
     rng = np.random.default_rng(seed)
     # One hash group-by into runs (questions sorted by idx), then numpy slices: no sort of the long frame
     # and no polars call per cell.

@@ -19,7 +19,7 @@ class Task:
         return 1.0 / self.n_choices
 
 
-# Levels and granularity follow the paper's Table 2 (paper.md §5).
+# Levels and granularity follow the paper's Table 2.
 _TASKS = [
     Task("Art_Style", "AS", 2, 3, 117, "high", "image"),
     Task("Counting", "CN", 4, 1, 120, "mid", "image"),

@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from transfer import timing
+from transfer.spec import WandbSpec
 
 log = logging.getLogger("transfer")
 
@@ -28,20 +29,22 @@ def _init(wandb, mode: str, **kwargs):
 
 
 @contextmanager
-def wandb_run(wcfg: dict, *, sweep_dir: Path, group: str, job_type: str, name: str, run_key: str, config: dict):
-    """Open a W&B run (`wcfg`: mode, project, entity, init_timeout); finish it, failed if the body raises."""
+def wandb_run(wcfg: WandbSpec | None, *, sweep_dir: Path, group: str, job_type: str, name: str, run_key: str,
+              config: dict):
+    """Open a W&B run (None: a disabled one, e.g. on ranks other than 0); finish it, failed if the body raises."""
     with timing.timed("wandb"):
         import wandb
 
         sweep_dir.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("WANDB_SILENT", "true")
-        kwargs = dict(project=wcfg["project"], entity=wcfg.get("entity"), group=group, job_type=job_type, name=name,
-                      id=run_id(group, run_key), resume="allow", dir=str(sweep_dir), config=config,
-                      reinit="finish_previous", init_timeout=wcfg.get("init_timeout", 60))
+        mode = wcfg.mode if wcfg else "disabled"
+        kwargs = dict(project=wcfg.project if wcfg else "transfer", entity=wcfg.entity if wcfg else None, group=group,
+                      job_type=job_type, name=name, id=run_id(group, run_key), resume="allow", dir=str(sweep_dir),
+                      config=config, reinit="finish_previous", init_timeout=wcfg.init_timeout if wcfg else 60)
         try:
-            run = _init(wandb, wcfg["mode"], **kwargs)
+            run = _init(wandb, mode, **kwargs)
         except Exception as err:   # noqa: BLE001 - any failure to reach the service
-            if wcfg["mode"] != "online":
+            if mode != "online":
                 raise
             log.warning("W&B online init failed (%s); logging offline instead", str(err).splitlines()[0])
             wandb.teardown()   # the failed run still holds its id in the W&B service ("run ID ... is in use")

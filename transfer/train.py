@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,12 +19,12 @@ from torch.utils.data import Dataset
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from transfer import timing
+from transfer.batch import training_batch
 from transfer.distributed import setup_env
-from transfer.models.encode import training_batch
 from transfer.progress import Progress
+from transfer.spec import LoraSpec, TrainSpec
 
 log = logging.getLogger("transfer")
-DEEPSPEED_DIR = Path(__file__).resolve().parents[1] / "conf" / "train" / "deepspeed"
 
 
 def last_complete_checkpoint(folder: Path) -> str | None:
@@ -75,48 +76,47 @@ class _Monitor(TrainerCallback):
             self.losses.append(float(logs["loss"]))
 
 
-def deepspeed_config(path: str | Path, stage: int) -> dict:
-    path = Path(path) if Path(path).is_absolute() else DEEPSPEED_DIR / path
-    if not path.exists():
-        raise ValueError(f"DeepSpeed config {str(path)!r} not found; expected a JSON file (e.g. zero.json in {DEEPSPEED_DIR})")
+def deepspeed_config(path: Path, stage: int) -> dict:
+    """The ZeRO JSON at `path` with its stage set to `stage`."""
     config = json.loads(path.read_text())
     config.setdefault("zero_optimization", {})["stage"] = stage
     return config
 
 
-def apply_lora(model: torch.nn.Module, lora: dict) -> torch.nn.Module:
+def apply_lora(model: torch.nn.Module, lora: LoraSpec) -> torch.nn.Module:
     """Wrap the model with LoRA on the modules matching `lora.target` (the language model only)."""
-    target = lora["target"]
-    matched = [n for n, _ in model.named_modules() if re.fullmatch(target, n)]
+    matched = [n for n, _ in model.named_modules() if re.fullmatch(lora.target, n)]
     if not matched:
-        raise ValueError(f"LoRA target regex {target!r} matches no module of {type(model).__name__}")
-    config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=target,
-                        modules_to_save=list(lora.get("trainable_modules") or []) or None)
-    return get_peft_model(model, config)
+        raise ValueError(f"model.lora.target={lora.target!r} matches no module of {type(model).__name__}")
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target,
+                        modules_to_save=list(lora.trainable_modules) or None)
+    with warnings.catch_warnings():   # peft reads transformers' deprecated `is_gradient_checkpointing` alias
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
-def finetune(model: torch.nn.Module, examples: list[dict], *, family: str, tokenizer, train: dict, out_dir: Path,
-             seed: int, lora: dict | None, desc: str) -> tuple[torch.nn.Module, TrainStats]:
+def finetune(model: torch.nn.Module, examples: list[dict], *, family: str, tokenizer, train: TrainSpec, out_dir: Path,
+             seed: int, lora: LoraSpec | None, desc: str) -> tuple[torch.nn.Module, TrainStats]:
     """Train on `examples` (encoded) for `train.steps` optimizer steps; returns the trained model."""
     if lora is not None:
         set_seed(seed)   # the LoRA init draws from the global RNG: same seed, same cell, in any process
         model = apply_lora(model, lora)
-    ds = train.get("deepspeed")
+    ds = train.deepspeed
     if ds:
-        setup_env(ds.get("master_port"))
+        setup_env(ds.master_port)
     args = TrainingArguments(
-        output_dir=str(out_dir / "checkpoints"), max_steps=train["steps"],
-        per_device_train_batch_size=train["batch_size"], gradient_accumulation_steps=train["grad_accum"],
-        learning_rate=train["lr"], weight_decay=train["weight_decay"], lr_scheduler_type=train["schedule"],
-        warmup_steps=train["warmup_steps"], max_grad_norm=train["max_grad_norm"], seed=seed, data_seed=seed,
-        logging_steps=max(1, train["steps"] // 10), save_strategy="steps" if train["save_steps"] else "no",
-        save_steps=train["save_steps"] or 500, save_total_limit=1, report_to="none", use_cpu=not torch.cuda.is_available(),
-        bf16=bool(train.get("bf16")), gradient_checkpointing=bool(train.get("gradient_checkpointing")),
+        output_dir=str(out_dir / "checkpoints"), max_steps=train.steps,
+        per_device_train_batch_size=train.batch_size, gradient_accumulation_steps=train.grad_accum,
+        learning_rate=train.lr, weight_decay=train.weight_decay, lr_scheduler_type=train.schedule,
+        warmup_steps=train.warmup_steps, max_grad_norm=train.max_grad_norm, seed=seed, data_seed=seed,
+        logging_steps=max(1, train.steps // 10), save_strategy="steps" if train.save_steps else "no",
+        save_steps=train.save_steps or 500, save_total_limit=1, report_to="none", use_cpu=not torch.cuda.is_available(),
+        bf16=train.bf16, activation_checkpointing=train.activation_checkpointing,
         dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True,
-        deepspeed=deepspeed_config(ds["config"], ds["stage"]) if ds else None,
+        deepspeed=deepspeed_config(ds.path, ds.stage) if ds else None,
     )
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
-    progress = Progress(train["steps"], desc, unit="step")
+    progress = Progress(train.steps, desc, unit="step")
     started = time.perf_counter()
     monitor = _Monitor(progress, started)
     trainer = Trainer(model=model, args=args, train_dataset=_Examples(examples), callbacks=[monitor],
@@ -125,9 +125,9 @@ def finetune(model: torch.nn.Module, examples: list[dict], *, family: str, token
     resume = last_complete_checkpoint(Path(args.output_dir))
     resumed = int(resume.rsplit("-", 1)[1]) if resume else 0
     if resume:
-        log.info("resuming training from %s (step %d of %d)", resume, resumed, train["steps"])
+        log.info("resuming training from %s (step %d of %d)", resume, resumed, train.steps)
         progress.update(resumed)
     trainer.train(resume_from_checkpoint=resume)
     progress.close()
-    stats = TrainStats(len(examples), train["steps"], time.perf_counter() - started, monitor.losses, resumed)
+    stats = TrainStats(len(examples), train.steps, time.perf_counter() - started, monitor.losses, resumed)
     return trainer.model, stats

@@ -2,8 +2,8 @@
 
 `jobs: 1` is Hydra's basic in-process launcher. `jobs: N` runs N cells side by side in N worker processes
 (spawned once, each reused for many cells), each with `cores // N` torch threads: a tiny model's forward/backward
-does not use two threads well, so on 2 cores two one-thread cells finish a grid 1.4x sooner than one two-thread
-cell at a time. `jobs: auto` is 1 where a GPU is visible (cells would share it) and otherwise 2 on >= 2 cores.
+does not use two threads well, so on 2 cores two one-thread cells finish a grid sooner than one two-thread cell at
+a time (bench/README.md). `jobs: auto` is 1 where a GPU is visible (cells would share it) and otherwise 2 on >= 2 cores.
 Cells of different models are handed out in turn, so the models' base stages (built once per model, under a file
 lock) build side by side; while a model's first cell runs (it may be building that base), the model's other cells
 wait in the queue and another model's cells go first, so no worker sits on the lock while there is other work.
@@ -17,9 +17,9 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Sequence
 
 import cloudpickle
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
@@ -28,8 +28,10 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
 from omegaconf import open_dict
 
-from transfer.cli import check_jobs, has_cuda
+from transfer.cli import check_jobs, has_cuda, quiet_libraries
 from transfer.threads import limit_threads
+
+from . import preflight
 
 log = logging.getLogger("transfer")
 
@@ -37,13 +39,16 @@ log = logging.getLogger("transfer")
 class LocalLauncher(BasicLauncher):
     """Hydra's basic launcher with a grid progress line and `jobs` cells at a time."""
 
-    def __init__(self, jobs: int | str = "auto") -> None:
+    def __init__(self, jobs: int | str = "auto", validate: bool = True) -> None:
         super().__init__()
         check_jobs(jobs)
         self.jobs = auto_jobs() if jobs == "auto" else jobs
+        self.validate = validate
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        grid = _GridProgress(len(job_overrides))
+        if self.validate:
+            preflight.check_jobs(self, job_overrides)
+        grid = _GridProgress(len(job_overrides), min(self.jobs, len(job_overrides)))
         if self.jobs == 1 or len(job_overrides) == 1:
             runs = []
             for i, overrides in enumerate(job_overrides):
@@ -137,23 +142,35 @@ class Dispatch:
 
 
 class _GridProgress:
-    """Logs 'grid: k/n cells done, elapsed, ETA' after each cell."""
+    """Logs 'grid: k/n cells done, elapsed, ETA' after each cell. The ETA is the mean time of the finished cells
+    that computed something and did not pretrain a base model, times the cells left, over the cells at a time;
+    until such a cell has finished it says so."""
 
-    def __init__(self, total: int) -> None:
-        self.total, self.done, self.failed, self.start = total, 0, 0, time.perf_counter()
+    def __init__(self, total: int, workers: int = 1) -> None:
+        self.total, self.workers, self.done, self.failed = total, workers, 0, 0
+        self.start, self.seconds = time.perf_counter(), []
 
     def cell_done(self, run: JobReturn) -> None:
         self.done += 1
         self.failed += run.status == JobStatus.FAILED
-        elapsed = time.perf_counter() - self.start
-        log.info("grid: %d/%d cells done%s, %.0fs elapsed, ETA %.0fs", self.done, self.total,
-                 f" ({self.failed} failed)" if self.failed else "", elapsed,
-                 elapsed / self.done * (self.total - self.done))
+        info = run.return_value if run.status == JobStatus.COMPLETED and isinstance(run.return_value, dict) else {}
+        if info.get("status") == "done" and not info.get("pretrain_seconds"):
+            self.seconds.append(info["seconds"])
+        left = self.total - self.done
+        if not left:
+            eta = "ETA 0s"
+        elif self.seconds:
+            eta = f"ETA {sum(self.seconds) / len(self.seconds) * left / min(self.workers, left):.0f}s"
+        else:
+            eta = "ETA once a cell that does not pretrain a base model has finished"
+        log.info("grid: %d/%d cells done%s, %.0fs elapsed, %s", self.done, self.total,
+                 f" ({self.failed} failed)" if self.failed else "", time.perf_counter() - self.start, eta)
 
 
 def _init_worker(threads: int) -> None:
     os.environ["TRANSFER_PLAIN_PROGRESS"] = "1"   # progress bars of side-by-side cells would overwrite each other
     limit_threads(threads)
+    quiet_libraries()   # as in the sweep's own process
 
 
 def _run_cell(payload: bytes) -> bytes:

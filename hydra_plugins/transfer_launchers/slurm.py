@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
+
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 
+from . import preflight
 from .reducer import submit_reducer
 
 log = logging.getLogger(__name__)
@@ -36,9 +39,11 @@ class TransferSlurmLauncher(SlurmLauncher):
         reducer_workdir: str | None = None,
         reducer_timeout_min: int = 60,
         reducer_mem_gb: int = 4,
+        validate: bool = True,
         **params: Any,
     ) -> None:
         super().__init__(**params)
+        self.validate = validate
         if reducer_dependency not in ("afterany", "afterok"):
             raise ValueError(f"reducer_dependency={reducer_dependency!r}; expected 'afterany' or 'afterok'")
         self.reducer_command = reducer_command
@@ -55,6 +60,8 @@ class TransferSlurmLauncher(SlurmLauncher):
         return ret
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        if self.validate:
+            preflight.check_jobs(self, job_overrides)
         with _after_map_array(self._array_submitted):
             return super().launch(job_overrides, initial_job_idx)
 

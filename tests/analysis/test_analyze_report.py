@@ -11,9 +11,9 @@ import subprocess
 import numpy as np
 import polars as pl
 import pytest
-from analysis_helpers import long_frame
 from PIL import Image
 
+from tests.helpers import long_frame
 from transfer.analysis import analyze, plot_heatmap
 from transfer.analysis.report import SECTIONS
 from transfer.tasks import TASK_NAMES

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from analysis_helpers import long_frame
 
+from tests.helpers import long_frame
 from transfer.analysis.cliques import find_cliques, model_cliques
 from transfer.analysis.graph import edge_table, transfer_graph
 from transfer.analysis.selection import selection_advice

@@ -1,11 +1,12 @@
-"""The published claims (paper.md §3, §6) on the released PGF tables, with the simplest rule of §3:
+"""The published claims (the paper's sections on cliques, personas and findings) on the released PGF tables,
+with the simplest clique rule:
 edge {i, j} when the seed-mean PGF is > 0 (< 0) both ways, then maximum cliques; diagonal excluded."""
 from __future__ import annotations
 
 import polars as pl
 import pytest
-from analysis_helpers import PAPER_MODELS
 
+from tests.helpers import PAPER_MODELS
 from transfer.analysis.cliques import model_cliques
 from transfer.analysis.personas import assigned_personas, persona_tests
 from transfer.analysis.transferability import averages, transfer_scores

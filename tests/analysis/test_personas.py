@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from analysis_helpers import long_frame
 
+from tests.helpers import long_frame
 from transfer.analysis.personas import assigned_personas, persona_tests
 from transfer.tasks import TASK_NAMES
 

@@ -1,7 +1,6 @@
 """transfer.stats: rank tests against hand-computed values, bootstrap coverage, permutation calibration."""
 from __future__ import annotations
 
-
 import numpy as np
 import polars as pl
 import pytest
@@ -127,7 +126,7 @@ def test_stratified_permutation_test_is_calibrated_where_strata_differ_and_the_p
 
 
 def test_pgf_from_counts_worked_examples_and_perfect_base():
-    # paper.md §1: 90 % → 93 % gives 0.30; 40 % → 50 % gives 0.17
+    # the paper's worked examples: 90 % → 93 % gives 0.30; 40 % → 50 % gives 0.17
     assert pgf_from_counts(93, 90, 100) == pytest.approx(0.30)
     assert pgf_from_counts(50, 40, 100) == pytest.approx(1 / 6)
     assert pgf_from_counts(98, 100, 100) == pytest.approx(-2.0)   # perfect base: denominator of one question

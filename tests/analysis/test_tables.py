@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from analysis_helpers import long_frame
 
+from tests.helpers import long_frame
 from transfer.analysis.tables import (
     model_size,
     normalise_pgf,

@@ -1,4 +1,4 @@
-"""Δ±/Θ± on hand-made matrices with answers worked out by hand (paper.md §2)."""
+"""Δ±/Θ± on hand-made matrices with answers worked out by hand (the paper's definitions)."""
 from __future__ import annotations
 
 import math
@@ -6,8 +6,8 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-from analysis_helpers import long_frame
 
+from tests.helpers import long_frame
 from transfer.analysis.transferability import averages, malleability, transfer_scores, transferability
 from transfer.tasks import TASK_NAMES
 

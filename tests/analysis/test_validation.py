@@ -10,7 +10,7 @@ import pytest
 
 from transfer.analysis.validation import binomial_sf, is_synthetic, validation_summary
 from transfer.atomic import write_parquet
-from transfer.data.synthetic.planted import planted_table
+from transfer.embedded.planted import planted_table
 from transfer.records import PREDICTIONS, SCORES, cell_dir
 from transfer.tasks import TASK_NAMES, TASKS
 

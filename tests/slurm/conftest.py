@@ -10,7 +10,7 @@ def _why_no_cluster() -> str | None:
     """None if the loopback cluster is up with accounting, else the reason to skip."""
     if shutil.which("sbatch") is None:
         return "needs the loopback SLURM cluster: sbatch not found (bash launch/slurm_up.sh)"
-    try:  # sinfo spends ~9 s retrying when no controller runs; a connect attempt answers at once
+    try:  # sinfo spends seconds retrying when no controller runs; a connect attempt answers at once
         socket.create_connection(("127.0.0.1", 6817), timeout=2).close()
     except OSError:
         return "needs the loopback SLURM cluster: no slurmctld on 127.0.0.1:6817 (bash launch/slurm_up.sh)"

@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.conftest import child_env
+from tests.helpers import child_env
 from tests.slurm.test_slurm_launcher import _cell_job_ids, _sacct, _stop_if_running, _time
 from transfer.tasks import BASELINE, TASK_NAMES
 
@@ -63,7 +63,7 @@ def _frame(path: Path) -> pl.DataFrame:
     return pl.read_csv(path).sort(pl.first())
 
 
-@pytest.mark.slow  # the 42 cells twice: ~4 min local + ~9 min as a job array on 2 cores
+@pytest.mark.slow  # the 42 cells twice: locally and as a job array
 def test_the_grid_as_a_job_array_matches_the_local_launcher(tmp_path: Path, cache: Path) -> None:
     grid = ["-m", "model=" + ",".join(MODELS), "source_task=glob(*)", "experiment=test"]
     local = _run(tmp_path, cache, *grid, "sweep=local")
@@ -93,7 +93,7 @@ def test_the_grid_as_a_job_array_matches_the_local_launcher(tmp_path: Path, cach
             assert ours.equals(theirs), f"{name} differs between the SLURM and the local launcher"
 
 
-# ~1-2 min: three real cells and the reducer (runs in CI with the cluster up)
+# three real cells and the reducer (runs in CI with the cluster up)
 def test_a_failing_cell_ends_failed_and_the_reducer_names_it(tmp_path: Path, cache: Path) -> None:
     # a real way for a cell to break: a corrupt finished adapter left in its folder
     adapter = tmp_path / "bad" / "cells" / "qwen" / "Jigsaw" / "seed=0" / "adapter"
@@ -142,7 +142,7 @@ def _predictions(outputs: Path, sweep: str) -> pl.DataFrame:
     return pl.read_parquet(cell / "predictions.parquet").sort("target_task", "idx")
 
 
-# ~2 min: one cell uninterrupted, one preempted and requeued (cred_expire 5 s)
+# one cell uninterrupted, one preempted and requeued (cred_expire 5 s)
 def test_usr2_requeues_a_training_cell_which_resumes_from_its_checkpoint(tmp_path: Path, cache: Path) -> None:
     cell_args = ["model=qwen", "source_task=Counting", "experiment=test", f"train.steps={STEPS}", "train.save_steps=5",
                  "targets=[Counting,Jigsaw,Art_Style]"]
@@ -164,7 +164,8 @@ def test_usr2_requeues_a_training_cell_which_resumes_from_its_checkpoint(tmp_pat
     attempts = _sacct([job], attempts=True)
     assert [row["State"] for row in attempts] == ["REQUEUED", "COMPLETED"], attempts
     log = "".join(p.read_text() for p in (sweep_dir / "qwen" / "Counting" / "seed=0").glob("*.log"))
-    steps = [int(line.split("(step ")[1].split(" ")[0]) for line in log.splitlines() if "resuming training from" in line]
+    steps = [int(line.split("(step ")[1].split(" ")[0]) for line in log.splitlines()
+             if "resuming training from" in line]
     assert len(steps) == 1 and steps[0] >= int(checkpoint.name.split("-")[1]), log[-3000:]
     assert steps[0] < STEPS, "the checkpoint came from a finished training, not from mid-training"
     assert _scores(tmp_path, "preempted").equals(_scores(tmp_path, "reference"))
@@ -174,12 +175,13 @@ def test_usr2_requeues_a_training_cell_which_resumes_from_its_checkpoint(tmp_pat
         assert a == pytest.approx(b, abs=1e-5)
 
 
-# ~1 min: a one-process base cell, then the two-task cell
+# a one-process base cell, then the two-task cell
 def test_a_cell_with_two_tasks_trains_as_one_process_group_and_rank_0_records(tmp_path: Path, cache: Path) -> None:
     """tasks_per_node=2 (as slurm_gpu8 does with 8): both SLURM tasks train together, only rank 0 writes."""
     # the embedded base model is built first by one process: a cold multi-process cell would deadlock in the
     # base stage (rank 0 trains it under a file lock and waits for rank 1, which waits for the lock)
-    base = _run(tmp_path, cache, "model=qwen", "source_task=none", "experiment=test", "targets=[Counting]", "sweep=base")
+    base = _run(tmp_path, cache, "model=qwen", "source_task=none", "experiment=test", "targets=[Counting]",
+                "sweep=base")
     assert base.returncode == 0, base.stderr[-3000:]
     run = _run(tmp_path, cache, "-m", "hydra/launcher=slurm", "hydra.launcher.tasks_per_node=2", "model=qwen",
                "source_task=Counting", "experiment=test", "targets=[Counting]", "sweep=two",

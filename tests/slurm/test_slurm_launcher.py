@@ -171,7 +171,7 @@ def _assert_requeued_and_resumed(sweep_dir: Path) -> None:
     _assert_reducer_started_after(sweep_dir, reducer_id, attempts)
 
 
-# ~20 s: a requeued job waits cred_expire (5 s) before it starts again
+# a requeued job waits cred_expire (5 s) before it starts again
 def test_usr2_requeues_a_running_cell_which_resumes_from_its_progress(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
     run = _interrupt_and_finish(sweep_dir, ["scancel", "--signal=USR2", "{job}"])
@@ -179,7 +179,7 @@ def test_usr2_requeues_a_running_cell_which_resumes_from_its_progress(tmp_path: 
     _assert_requeued_and_resumed(sweep_dir)
 
 
-# ~20 s: a requeued job waits cred_expire (5 s) before it starts again
+# a requeued job waits cred_expire (5 s) before it starts again
 def test_a_job_on_the_high_partition_preempts_a_cell_which_resumes(tmp_path: Path) -> None:
     cpus = subprocess.run(["sinfo", "-h", "-p", "debug", "-o", "%c"], capture_output=True, text=True).stdout.strip()
     sweep_dir = tmp_path / "sweep"

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from transfer.atomic import write_bytes
 from transfer.analysis.cliques import clique_table, model_cliques
 from transfer.analysis.figures import plot_graph, plot_heatmap, plot_model_comparison, plot_scores
 from transfer.analysis.graph import edge_table, transfer_graph
@@ -32,6 +31,8 @@ from transfer.analysis.tables import (
     seed_std_matrix,
 )
 from transfer.analysis.transferability import SCORE_COLUMNS, SEED_MEAN, averages, transfer_scores
+from transfer.atomic import write_bytes
+from transfer.pgf import base_rows
 from transfer.stats import permutation_test, spearman, wilcoxon_signed_rank
 from transfer.tasks import BASELINE
 
@@ -224,7 +225,8 @@ def _baseline_accuracy(pgf: pl.DataFrame, accuracy: pl.DataFrame | None) -> pl.D
         if missing:
             raise ValueError(f"accuracy frame lacks columns {missing}; expected model, target_task, accuracy")
         if "source_task" in accuracy.columns:
-            accuracy = accuracy.filter(pl.col("source_task") == BASELINE)
+            accuracy = base_rows(accuracy) if "seed" in accuracy.columns else accuracy.filter(
+                pl.col("source_task") == BASELINE)
         frame = accuracy.group_by("model", "target_task").agg(pl.col("accuracy").mean())
     elif "base_accuracy" in pgf.columns:
         frame = pgf.group_by("model", "target_task").agg(pl.col("base_accuracy").mean().alias("accuracy"))

@@ -1,6 +1,6 @@
 """Cliques: groups of tasks that all help (or all hurt) each other, with a Wilcoxon test over seeds.
 
-Rule (paper.md §3, the simplest one consistent with the published figures): an undirected edge {i, j}
+Rule (the paper's section on cliques; the simplest rule consistent with its figures): an undirected edge {i, j}
 when the seed-mean μ(i→j) and μ(j→i) both exceed +min_pgf (positive) or are both below −min_pgf
 (negative); then the maximal cliques of that graph. Each clique is tested with a one-sided Wilcoxon
 signed-rank test on the per-seed PGFs of all its ordered pairs (k(k−1)·seeds values; H1: > 0 for

@@ -104,7 +104,7 @@ def plot_heatmap(matrix: np.ndarray, tasks: list[str], title: str, path: str | P
     ax.set_title(f"{title}{note}", fontsize=10)
     fig.set_dpi(DPI)
     image = _render(fig)
-    # Cell values are drawn with PIL on the rendered raster: ~50x faster than one matplotlib Text per cell.
+    # Cell values are drawn with PIL on the rendered raster: much faster than one matplotlib Text per cell.
     draw, font = ImageDraw.Draw(image), _pil_font(round(7 * DPI / 72))
     centres = ax.transData.transform(np.array([(j, i) for i in range(size) for j in range(size)], dtype=float))
     for (x, y), value, dark in zip(centres, matrix.ravel(), (~shaded & (np.abs(matrix) > 0.6 * half)).ravel()):

@@ -1,4 +1,5 @@
-"""Personas (paper.md §3): Donor (high Δ⁺), Pirate (most negative Δ⁻), Sponge (high Θ⁺), Sieve (most negative Θ⁻).
+"""Personas, as the paper names them: Donor (high Δ⁺), Pirate (most negative Δ⁻), Sponge (high Θ⁺), Sieve (most
+negative Θ⁻).
 
 Rule. A task takes a persona when both hold:
 1. it is among the top quarter of tasks by that score on the seed-mean matrix (rank ≤ ⌈n/4⌉ of the n

@@ -1,4 +1,5 @@
-"""PGF-guided data selection (paper.md §4): for each target, the other tasks worth mixing in, best first."""
+"""PGF-guided data-selection advice (the paper's section on data selection): for each target, the other tasks
+worth mixing in, best first."""
 from __future__ import annotations
 
 import polars as pl

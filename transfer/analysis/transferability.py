@@ -1,4 +1,4 @@
-"""Transferability Δ± per source (rows) and malleability Θ± per target (columns), paper.md §2.
+"""Transferability Δ± per source (rows) and malleability Θ± per target (columns), as the paper defines them.
 
     Δ⁺(i) = (1 − e^(−p/N)) / p · Σ_j μ(i→j)·1[μ(i→j) > 0]      (Δ⁻: the negative entries, n of them)
 

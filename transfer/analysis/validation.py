@@ -2,7 +2,7 @@
 
 For each model: how many targets the base model answers above chance (exact binomial test), how many diagonal
 cells improve significantly, whether the planted positive / negative pairs of the synthetic suite
-(transfer.data.synthetic.planted) stand out from the unplanted ones of the same target (permutation tests
+(transfer.embedded.planted) stand out from the unplanted ones of the same target (permutation tests
 within target columns; the pooled test is kept for comparison), how well two halves
 of the seeds agree (Spearman), and how many off-diagonal cells have an interval on one side of 0.
 Every value is a number (None when undefined: JSON null); lists of task names sit under `*_tasks` keys.
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from transfer.pgf import base_rows
 from transfer.stats import permutation_test, spearman, stratified_permutation_test
 from transfer.tasks import BASELINE
 
@@ -42,17 +43,12 @@ def _number(value: float) -> float | None:
 
 
 def base_accuracy(accuracy: pl.DataFrame, model: str) -> dict[str, dict[str, float]]:
-    """{target: {accuracy, chance, p}} of the base rows; p = P(Binomial(n, chance) >= correct).
-
-    Several base seeds evaluate the same un-finetuned model: they are one sample, not independent ones, so
-    their mean count (rounded) is tested rather than the pooled counts (which would double-count questions).
-    """
-    base = (accuracy.filter((pl.col("model") == model) & (pl.col("source_task") == BASELINE))
-            .group_by("target_task").agg(pl.col("n").first(), pl.col("correct").mean(), pl.col("chance").first())
-            .sort("target_task"))
+    """{target: {accuracy, chance, p}} of the base model's rows (transfer.pgf.base_rows);
+    p = P(Binomial(n, chance) >= correct)."""
+    base = (base_rows(accuracy.filter(pl.col("model") == model))
+            .select("target_task", "n", "correct", "chance").sort("target_task"))
     out = {}
-    for target, n, correct, chance in base.iter_rows():
-        k = round(correct)
+    for target, n, k, chance in base.iter_rows():
         out[target] = {"accuracy": k / n, "chance": chance, "p": binomial_sf(k, n, chance)}
     return out
 
@@ -165,7 +161,7 @@ def _fmt(value: float | None) -> str:
 def write_validation(intervals: pl.DataFrame, pgf: pl.DataFrame, scores: pl.DataFrame, out: Path) -> dict:
     """summary.json (and planted.parquet for the synthetic suite) into `out`; logs one line per model."""
     from transfer.atomic import write_json, write_parquet
-    from transfer.data.synthetic.planted import planted_table
+    from transfer.embedded.planted import planted_table
 
     planted = planted_table() if is_synthetic(scores) else None
     if planted is not None:

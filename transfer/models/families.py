@@ -13,8 +13,6 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, Qwen2_5_VLP
 from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 from transformers.processing_utils import ProcessorMixin
 
-FAMILIES = ("llava", "qwen", "idefics")
-
 
 class Qwen25VLImageOnlyProcessor(Qwen2_5_VLProcessor):
     """Qwen2.5-VL's processor without the video processor (whose classes need torchvision).
@@ -41,14 +39,8 @@ class LoadedModel:
         return self.processor.tokenizer
 
 
-def check_family(family: str) -> str:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; expected one of: {', '.join(FAMILIES)}")
-    return family
-
-
 def load_processor(family: str, checkpoint: str | Path) -> ProcessorMixin:
-    if check_family(family) == "qwen":
+    if family == "qwen":
         return Qwen25VLImageOnlyProcessor.from_pretrained(str(checkpoint))
     return AutoProcessor.from_pretrained(str(checkpoint))
 
@@ -59,14 +51,3 @@ def load_pretrained(family: str, checkpoint: str | Path, dtype: str = "float32")
     unset_hf_deepspeed_config()   # load whole, as in a new process: a ZeRO-3 finetune leaves its global flag set
     model = AutoModelForImageTextToText.from_pretrained(str(checkpoint), dtype=getattr(torch, dtype))
     return LoadedModel(family, model, processor)
-
-
-def chat_prompt(processor: ProcessorMixin, n_images: int, text: str) -> str:
-    """The user turn (images first, then the text, as BLINK's harness does) ending at the assistant's turn."""
-    content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]
-    return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
-
-
-def processor_images(family: str, images: list) -> list:
-    """Images in the nesting each family's processor expects for ONE sample."""
-    return [images] if family == "idefics" else images

@@ -1,6 +1,6 @@
 """Diagnostic: which cue does a skill read? Scores a sweep's base model and source adapters on a task's validation
 questions generated as usual and generated with one of its cues removed, so that only the planted primitive
-(`transfer.data.synthetic.planted`) still tells the gold option.
+(`transfer.embedded.planted`) still tells the gold option.
 
 - Relative_Depth, one size: every object is drawn at one radius with its foot where it was, so the height of a
   point in the image (and occlusion) is the only depth cue left; the size cue is gone.
@@ -11,7 +11,7 @@ questions generated as usual and generated with one of its cues removed, so that
 An adapter that keeps its accuracy on the ablated questions reads the cue that is left. The ablations patch the
 generators' module constants for the duration of the generation; the generators themselves are unchanged.
 
-    python bench/cues.py --sweep science --model qwen --sources Relative_Depth Relative_Reflectance
+    python -m probes.cues --sweep science --model qwen --sources Relative_Depth Relative_Reflectance
 """
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
-from adapter_accuracy import ROOT, print_accuracy
+from probes.adapter_accuracy import ROOT, print_accuracy
 from transfer.data.blink import read_split
 from transfer.data.question import Question
-from transfer.data.synthetic import draw, generate_suite, scenes
+from transfer.embedded.suite import draw, generate_suite, scenes
 
 ONE_RADIUS = 11 / 64   # of the image size: between the nearest (14 / 64) and the farthest (8 / 64) objects
 PROJECT = draw.project

@@ -4,11 +4,20 @@ from __future__ import annotations
 import random
 
 from transfer.data.blink import Row
-from transfer.data.synthetic.draw import (
-    COLORS, OBJECT_COLORS, OUTLINE, SHAPES, canvas, draw_box, draw_shape, free_positions, grid_positions,
-    place_pair, px, shape_box,
+from transfer.embedded.suite.draw import (
+    COLORS,
+    OBJECT_COLORS,
+    OUTLINE,
+    SHAPES,
+    canvas,
+    draw_box,
+    draw_shape,
+    free_positions,
+    grid_positions,
+    place_pair,
+    px,
+    shape_box,
 )
-
 
 COUNT_CHOICES = ["1", "2", "3", "4"]   # in a fixed order, as every option list of the suite
 

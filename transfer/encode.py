@@ -1,8 +1,8 @@
-"""Pre-encoding questions once per processor, and batching the encoded examples for each family.
+"""Encoding questions once per processor: the chat prompt, token ids and image tensors of each question.
 
 An encoded example holds the prompt's token ids (image tokens expanded by the family's processor), the
 token ids of each option's answer continuation, the gold index and the family's image tensors (stored in
-float16 to halve memory; batches are float32).
+float16 to halve memory; batches are float32, see `transfer.batch`).
 """
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ import torch
 from transformers.processing_utils import ProcessorMixin
 
 from transfer import timing
-from transfer.data.question import Question
-from transfer.models.families import chat_prompt, processor_images
 from transfer.atomic import write_bytes
+from transfer.data.question import Question
 
 TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 
@@ -36,6 +35,17 @@ def _compact(key: str, value: torch.Tensor) -> torch.Tensor:
     return value.bool() if key == "pixel_attention_mask" else value
 
 
+def chat_prompt(processor: ProcessorMixin, n_images: int, text: str) -> str:
+    """The user turn (images first, then the text, as BLINK's harness does) ending at the assistant's turn."""
+    content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]
+    return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+
+
+def processor_images(family: str, images: list) -> list:
+    """Images in the nesting each family's processor expects for ONE sample."""
+    return [images] if family == "idefics" else images
+
+
 def encode_question(processor: ProcessorMixin, family: str, answer_prefix: str, q: Question) -> dict:
     text = chat_prompt(processor, len(q.images), q.prompt)
     enc = processor(images=processor_images(family, q.images), text=[text], return_tensors="pt")
@@ -47,63 +57,6 @@ def encode_question(processor: ProcessorMixin, family: str, answer_prefix: str, 
 
 def encode_questions(processor, family: str, answer_prefix: str, questions: list[Question]) -> list[dict]:
     return [encode_question(processor, family, answer_prefix, q) for q in questions]
-
-
-def _stack_images(examples: list[dict], family: str) -> dict[str, torch.Tensor]:
-    out = {}
-    for key in examples[0]["images"]:
-        parts = [ex["images"][key] for ex in examples]
-        if family == "idefics":   # (1, k, ...) per sample: pad the image axis to the batch's largest k
-            k = max(p.shape[1] for p in parts)
-            parts = [torch.cat([p, p.new_zeros((1, k - p.shape[1], *p.shape[2:]))], 1) for p in parts]
-        cat = torch.cat(parts, 0)
-        out[key] = cat.float() if cat.is_floating_point() else cat
-    return out
-
-
-def pad_batch(sequences: list[list[int] | torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token sequences: (input_ids, attention_mask)."""
-    length = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), length), dtype=torch.long)
-    for i, s in enumerate(sequences):
-        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
-    return ids, mask
-
-
-def training_batch(examples: list[dict], family: str, pad_id: int, eos_id: int) -> dict[str, torch.Tensor]:
-    """Prompt + gold answer + EOS; the loss is on the answer and EOS only."""
-    seqs, labels = [], []
-    for ex in examples:
-        answer = list(ex["options"][ex["answer"]]) + [eos_id]
-        seqs.append(torch.cat([ex["prompt_ids"], torch.tensor(answer)]))
-        labels.append([-100] * len(ex["prompt_ids"]) + answer)
-    ids, mask = pad_batch(seqs, pad_id)
-    lab, _ = pad_batch(labels, -100)
-    return {"input_ids": ids, "attention_mask": mask, "labels": lab, **_stack_images(examples, family)}
-
-
-def scoring_batch(examples: list[dict], family: str, pad_id: int, heads: list[list[int]]) -> dict[str, torch.Tensor]:
-    """Prompt + the options' shared head tokens: the next token decides between the options."""
-    seqs = [torch.cat([ex["prompt_ids"], torch.tensor(h, dtype=torch.long)]) for ex, h in zip(examples, heads)]
-    ids, mask = pad_batch(seqs, pad_id)
-    return {"input_ids": ids, "attention_mask": mask, **_stack_images(examples, family)}
-
-
-def option_batch(examples: list[dict], family: str, pad_id: int) -> tuple[dict, list[tuple[int, int, int]]]:
-    """One sequence per (question, option): prompt + the whole option continuation (the general path).
-
-    Returns the batch and, per sequence, (question index, option index, continuation length).
-    """
-    seqs, owners, flat = [], [], []
-    for qi, ex in enumerate(examples):
-        for oi, opt in enumerate(ex["options"]):
-            seqs.append(torch.cat([ex["prompt_ids"], torch.tensor(opt, dtype=torch.long)]))
-            owners.append((qi, oi, len(opt)))
-            flat.append(ex)
-    ids, mask = pad_batch(seqs, pad_id)
-    return {"input_ids": ids, "attention_mask": mask, **_stack_images(flat, family)}, owners
 
 
 class EncodedCache:

@@ -1,4 +1,4 @@
-"""bench/cues.py: each ablation removes its cue and keeps the planted primitive's answer, and is undone after."""
+"""probes/cues.py: each ablation removes its cue and keeps the planted primitive's answer, and is undone after."""
 from __future__ import annotations
 
 import re
@@ -6,11 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer.data.synthetic import draw, scenes
-from tests.bench_scripts import load_bench
+from probes import cues
 from tests.test_planted import mark_height_pick
-
-cues = load_bench("cues")
+from transfer.embedded.suite import draw, scenes
 
 
 def _near_and_far(size: int = 64) -> tuple[np.ndarray, np.ndarray]:

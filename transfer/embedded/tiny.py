@@ -27,7 +27,7 @@ from transformers import (
     Qwen2VLImageProcessorPil,
 )
 
-from transfer.models.families import Qwen25VLImageOnlyProcessor, check_family
+from transfer.models.families import Qwen25VLImageOnlyProcessor
 
 MEAN_STD = dict(image_mean=[0.5] * 3, image_std=[0.5] * 3)
 
@@ -144,7 +144,7 @@ _BUILDERS = {"llava": _build_llava, "qwen": _build_qwen, "idefics": _build_idefi
 def build_tiny(family: str, arch: dict, corpus: list[str], seed: int, out_dir: Path) -> Path:
     """Build a random-init model of `family` with architecture `arch`, save model + processor to `out_dir`."""
     torch.manual_seed(seed)
-    model, proc = _BUILDERS[check_family(family)](corpus, dict(arch))
+    model, proc = _BUILDERS[family](corpus, dict(arch))
     tok = proc.tokenizer
     model.generation_config = GenerationConfig(pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                                                bos_token_id=tok.bos_token_id, do_sample=False)

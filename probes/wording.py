@@ -1,13 +1,13 @@
 """Diagnostic: is a skill tied to the question's wording? Scores a sweep's base model and source adapters on a
 task's own validation images twice, in the task's wording and reworded into the base stage's wording of the
-primitive the task rests on (`transfer.data.synthetic.planted`), with the gold option that wording implies.
+primitive the task rests on (`transfer.embedded.planted`), with the gold option that wording implies.
 
 If the base answers the reworded question well but the task's own at chance, the base can read the primitive
 off these very images and the skill does not fire under the task's wording. If a source adapter moves the two
 wordings apart, what it learned is bound to the wording too. Scoring is the cells' (option log-likelihood,
 batch calibration); adapters come from `outputs/<sweep>/cells/<model>/<source>/seed=*/adapter`.
 
-    python bench/wording.py --sweep science --model qwen --data outputs/.cache/data/synthetic-<key> \
+    python -m probes.wording --sweep science --model qwen --data outputs/.cache/data/synthetic-<key> \
         --sources Relative_Depth Object_Localization
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from adapter_accuracy import ROOT, print_accuracy
+from probes.adapter_accuracy import ROOT, print_accuracy
 from transfer.data.blink import read_split
 from transfer.data.question import Question
 

@@ -1,6 +1,6 @@
 """The effect of answer-prior calibration on a finished sweep, from its stored raw option log-likelihoods.
 
-    .venv/bin/python bench/calibration.py outputs/<sweep> [--n-boot 400]
+    python -m probes.calibration outputs/<sweep> [--n-boot 400]
 
 Rescores every cell's predictions under each `eval.calibration` method, rebuilds PGF, the paired-bootstrap
 intervals and the validation summary (planted statistics included for the synthetic suite), and prints one
@@ -18,7 +18,7 @@ from pathlib import Path  # noqa: E402
 import polars as pl  # noqa: E402
 
 from transfer.analysis.validation import is_synthetic, validation_summary  # noqa: E402
-from transfer.data.synthetic.planted import planted_table  # noqa: E402
+from transfer.embedded.planted import planted_table  # noqa: E402
 from transfer.evaluate import CALIBRATIONS, predict  # noqa: E402
 from transfer.pgf import pgf_long  # noqa: E402
 from transfer.records import PREDICTIONS, read_sweep  # noqa: E402

@@ -13,8 +13,8 @@ from omegaconf import OmegaConf
 from peft import PeftModel
 
 from transfer.data.question import Question
+from transfer.encode import encode_questions
 from transfer.evaluate import evaluate_targets
-from transfer.models.encode import encode_questions
 from transfer.models.families import load_pretrained, load_processor
 from transfer.tasks import BASELINE
 

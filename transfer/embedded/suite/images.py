@@ -7,9 +7,20 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from transfer.data.blink import Row
-from transfer.data.synthetic.draw import (
-    OBJECT_COLORS, PALETTES, SHAPES, TEXTURES, Color, Shape, canvas, gradient, paint, px, random_color,
-    random_shapes, texture,
+from transfer.embedded.suite.draw import (
+    OBJECT_COLORS,
+    PALETTES,
+    SHAPES,
+    TEXTURES,
+    Color,
+    Shape,
+    canvas,
+    gradient,
+    paint,
+    px,
+    random_color,
+    random_shapes,
+    texture,
 )
 
 CANDIDATE_CHOICES = ["the second image", "the third image"]

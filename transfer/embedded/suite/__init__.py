@@ -12,9 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from transfer.atomic import write_json, write_parquet
+from transfer.cache import build_once, params_key
 from transfer.data.blink import Row, write_split
-from transfer.data.synthetic import images, objects, parts, scenes
-from transfer.data.synthetic.planted import planted_table
+from transfer.embedded.planted import planted_table
+from transfer.embedded.suite import images, objects, parts, scenes
+from transfer.spec import DataSpec
 from transfer.tasks import TASK_NAMES, TASKS
 
 Generator = Callable[[random.Random, int, int], Row]
@@ -93,3 +95,12 @@ def generate_suite(root: str | Path, *, seed: int, train_size: int, val_sizes: d
     write_parquet(planted_table(), root / "planted.parquet")   # for the checks only; no model code reads it
     return root
 
+
+def suite_root(data: DataSpec, cache_dir: Path) -> Path:
+    """The suite of `data` (seed, sizes, image size), generated once into the cache and read like BLINK."""
+    params = {"seed": data.seed, "train_size": data.train_size, "image_size": data.image_size,
+              "code": code_fingerprint(), **({"val_size": data.val_size} if data.val_size else {})}
+    val_sizes = dict.fromkeys(TASK_NAMES, data.val_size) if data.val_size else None
+    return build_once(cache_dir / "data" / f"synthetic-{params_key(params)}",
+                      lambda tmp: generate_suite(tmp, seed=data.seed, train_size=data.train_size, val_sizes=val_sizes,
+                                                 image_size=data.image_size))

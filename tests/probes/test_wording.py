@@ -1,4 +1,4 @@
-"""bench/wording.py: its rewordings match the generators' questions, use the base stage's own wording, and keep
+"""probes/wording.py: its rewordings match the generators' questions, use the base stage's own wording, and keep
 the gold on the option the primitive picks (the lower mark, measured on the pixels)."""
 from __future__ import annotations
 
@@ -7,18 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from transfer.data.blink import read_split
-from transfer.data.synthetic import generate_suite
-from transfer.data.synthetic.base import base_lower_mark
-from tests.bench_scripts import load_bench
+from probes import wording
 from tests.test_planted import mark_height_pick
-
-wording = load_bench("wording")
+from transfer.data.blink import read_split
+from transfer.embedded.suite import generate_suite
+from transfer.embedded.suite.generic import generic_lower_mark
 
 
 def _base_questions(n: int = 40) -> set[str]:
     rng = random.Random(3)
-    return {base_lower_mark(rng, slot % 2, 64)["question"] for slot in range(n)}
+    return {generic_lower_mark(rng, slot % 2, 64)["question"] for slot in range(n)}
 
 
 @pytest.mark.parametrize("task", sorted(wording.REWORDINGS))

@@ -5,7 +5,7 @@ The held-out questions come from another data seed than the base stage's; scorin
 log-likelihood, no calibration), with the family and answer prefix of conf/model/<name>.yaml (cached bases are
 named <model name>-<key>).
 
-    python bench/base_kinds.py outputs/.cache/models/qwen-*[0-9a-f] [--per-kind 200] [--seed 99]
+    python -m probes.base_kinds outputs/.cache/models/qwen-*[0-9a-f] [--per-kind 200] [--seed 99]
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from transfer.data.blink import read_split
-from transfer.data.synthetic.base import BASE_KINDS, generate_base
+from transfer.embedded.suite.generic import GENERIC_KINDS, generate_generic
+from transfer.encode import encode_questions
 from transfer.evaluate import evaluate_targets
-from transfer.models.encode import encode_questions
 from transfer.models.families import load_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +31,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=99, help="data seed of the held-out questions")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
-        generate_base(root, seed=args.seed, size_per_kind=args.per_kind)
-        questions = {kind: read_split(root, kind, "train") for kind in BASE_KINDS}
+        generate_generic(root, seed=args.seed, size_per_kind=args.per_kind)
+        questions = {kind: read_split(root, kind, "train") for kind in GENERIC_KINDS}
     for checkpoint in args.checkpoints:
         model = OmegaConf.load(ROOT / "conf" / "model" / f"{checkpoint.name.rsplit('-', 1)[0]}.yaml")
         loaded = load_pretrained(model.family, checkpoint)

@@ -8,9 +8,18 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from transfer.data.blink import Row
-from transfer.data.synthetic.draw import (
-    MARKERS, OBJECT_COLORS, Thing, draw_ring, far_apart, marker_legend, project, px, random_things,
-    render_scene, visible_points,
+from transfer.embedded.suite.draw import (
+    MARKERS,
+    OBJECT_COLORS,
+    Thing,
+    draw_ring,
+    far_apart,
+    marker_legend,
+    project,
+    px,
+    random_things,
+    render_scene,
+    visible_points,
 )
 
 POINT_CHOICES = ["Point A", "Point B", "Point C", "Point D"]

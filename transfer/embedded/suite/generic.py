@@ -1,9 +1,9 @@
-"""Generic visual-language data for the base stage of the tiny models, in the BLINK format.
+"""Generic visual-language questions for the pretraining stage of the tiny models, in the BLINK format.
 
 It teaches colours, positions and counts, and the three primitives the planted pairs rest on (colour match,
 mark height and leftmost point; see `planted.py`) with questions that none of the 13 tasks asks, in the option
-wording of the tasks that rest on them (a tiny model's skill is tied to that wording), so that the base can
-start above chance on the (+) tasks and below it on the (-) ones. Three more generic skills give the base more
+wording of the tasks that rest on them (a tiny model's skill is tied to that wording), so that the base model
+can start above chance on the (+) tasks and below it on the (-) ones. Three more generic skills give the base more
 targets to lose, in the wording style of the tasks where they apply: the same background (Visual_Similarity's
 framing), side by side or one above the other (yes/no, the layout that decides Spatial_Relation) and which of two
 flat grey patches is darker (Relative_Reflectance's options, on patches far apart in brightness). Each
@@ -20,34 +20,49 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from transfer.data.blink import Row, write_split
-from transfer.data.synthetic import balanced_golds
-from transfer.data.synthetic.draw import (
-    COLORS, MARKERS, OBJECT_COLORS, OUTLINE, PLAIN_COLORS, SHAPES, canvas, draw_box, draw_ring, draw_shape,
-    far_apart, grid_positions, leftmost_by, marker_legend, paint, place_pair, px, random_shapes,
+from transfer.embedded.suite import balanced_golds
+from transfer.embedded.suite.draw import (
+    COLORS,
+    MARKERS,
+    OBJECT_COLORS,
+    OUTLINE,
+    PLAIN_COLORS,
+    SHAPES,
+    canvas,
+    draw_box,
+    draw_ring,
+    draw_shape,
+    far_apart,
+    grid_positions,
+    leftmost_by,
+    marker_legend,
+    paint,
+    place_pair,
+    px,
+    random_shapes,
 )
-from transfer.data.synthetic.images import BACKDROPS, CANDIDATE_CHOICES
-from transfer.data.synthetic.scenes import POINT_CHOICES, REFLECTANCE_CHOICES
-
+from transfer.embedded.suite.images import BACKDROPS, CANDIDATE_CHOICES
+from transfer.embedded.suite.scenes import POINT_CHOICES, REFLECTANCE_CHOICES
 
 # Options come in one fixed order per kind (a colour is always the same letter), so the gold letter is a function
 # of the image alone: a two-layer language model cannot learn to look an answer up in a shuffled option list.
-BASE_COLORS = ("red", "green", "blue", "yellow")
-BASE_COUNTS = ("1", "2", "3", "4")
+GENERIC_COLORS = ("red", "green", "blue", "yellow")
+GENERIC_COUNTS = ("1", "2", "3", "4")
 
 
-def base_color(rng: random.Random, slot: int, size: int) -> Row:
+def generic_color(rng: random.Random, slot: int, size: int) -> Row:
     """One shape; name its colour (4 options)."""
-    color = BASE_COLORS[slot]
+    color = GENERIC_COLORS[slot]
     [(shape, _, x, y, r)] = random_shapes(rng, size, 1, (10, 16))
     shapes = [(shape, color, x, y, r)]
     return Row(question="What colour is the shape?", sub_task="Base_Color", images=[paint(canvas(size)[0], shapes)],
-               choices=list(BASE_COLORS), answer=slot, explanation=f"A {color} {shape}.")
+               choices=list(GENERIC_COLORS), answer=slot, explanation=f"A {color} {shape}.")
 
 
 SIDES = ("on the left", "on the right", "at the top", "at the bottom")
 
 
-def base_position(rng: random.Random, slot: int, size: int) -> Row:
+def generic_position(rng: random.Random, slot: int, size: int) -> Row:
     """One shape near the left, right, top or bottom edge; say which (4 options)."""
     side = SIDES[slot]
     shape, color = rng.choice(SHAPES), rng.choice(OBJECT_COLORS)
@@ -61,7 +76,7 @@ def base_position(rng: random.Random, slot: int, size: int) -> Row:
                choices=list(SIDES), answer=slot, explanation=f"It is {side}.")
 
 
-def base_count(rng: random.Random, slot: int, size: int) -> Row:
+def generic_count(rng: random.Random, slot: int, size: int) -> Row:
     """1-4 shapes of any kind and colour; count them all (4 options)."""
     n = slot + 1
     r = px(size, 8)
@@ -69,7 +84,7 @@ def base_count(rng: random.Random, slot: int, size: int) -> Row:
     for x, y in grid_positions(rng, n, size, r):
         draw_shape(draw, rng.choice(SHAPES), x, y, r, COLORS[rng.choice(OBJECT_COLORS)], OUTLINE)
     return Row(question="Count all the shapes. How many are there?", sub_task="Base_Count", images=[image],
-               choices=list(BASE_COUNTS), answer=slot, explanation=f"{n} shapes.")
+               choices=list(GENERIC_COUNTS), answer=slot, explanation=f"{n} shapes.")
 
 
 def _reference_and_candidates(scene: Callable[[int], Image.Image], backdrop: int, other: int,
@@ -81,7 +96,7 @@ def _reference_and_candidates(scene: Callable[[int], Image.Image], backdrop: int
     return [scene(backdrop), *candidates]
 
 
-def base_colour_match(rng: random.Random, slot: int, size: int) -> Row:
+def generic_colour_match(rng: random.Random, slot: int, size: int) -> Row:
     """Three images of shapes on a backdrop; the match repeats the first one's backdrop and colours with other
     shapes, the lure has another backdrop (2 options)."""
     backdrop, other = rng.sample(range(len(BACKDROPS)), 2)
@@ -96,7 +111,7 @@ def base_colour_match(rng: random.Random, slot: int, size: int) -> Row:
                choices=list(CANDIDATE_CHOICES), answer=slot, explanation=f"Image {slot + 2}.")
 
 
-def base_lower_mark(rng: random.Random, slot: int, size: int) -> Row:
+def generic_lower_mark(rng: random.Random, slot: int, size: int) -> Row:
     """A red (A) and a blue (B) mark, both circled points or both boxes, among shapes, one in the lower half of the
     image and one in the upper half: which is lower (2 options)?"""
     low = (rng.uniform(0.15, 0.85) * size, rng.uniform(0.6, 0.85) * size)
@@ -122,7 +137,7 @@ def base_lower_mark(rng: random.Random, slot: int, size: int) -> Row:
                explanation=f"{'Box ' if boxes else ''}{'AB'[slot]} is lower.")
 
 
-def base_left_mark(rng: random.Random, slot: int, size: int) -> Row:
+def generic_left_mark(rng: random.Random, slot: int, size: int) -> Row:
     """Four circled points among shapes, one clearly left of the others: which is furthest left (4 options)?"""
     while True:
         spots = [(rng.uniform(0.1, 0.9) * size, rng.uniform(0.1, 0.9) * size) for _ in range(4)]
@@ -141,7 +156,7 @@ def base_left_mark(rng: random.Random, slot: int, size: int) -> Row:
                answer=slot, explanation=f"Point {'ABCD'[slot]} is furthest left.")
 
 
-def base_same_backdrop(rng: random.Random, slot: int, size: int) -> Row:
+def generic_same_backdrop(rng: random.Random, slot: int, size: int) -> Row:
     """Three images of different shapes; which of the latter two has the first one's background (2 options)?"""
     backdrop, other = rng.sample(range(len(BACKDROPS)), 2)
 
@@ -154,7 +169,7 @@ def base_same_backdrop(rng: random.Random, slot: int, size: int) -> Row:
                choices=list(CANDIDATE_CHOICES), answer=slot, explanation=f"Image {slot + 2}.")
 
 
-def base_side_by_side(rng: random.Random, slot: int, size: int) -> Row:
+def generic_side_by_side(rng: random.Random, slot: int, size: int) -> Row:
     """Two shapes, side by side (yes) or one above the other (no), in either order (2 options)."""
     looks = [(rng.choice(SHAPES), c) for c in rng.sample(OBJECT_COLORS, 2)]
     radii = [px(size, rng.uniform(8, 11)) for _ in range(2)]
@@ -169,7 +184,7 @@ def base_side_by_side(rng: random.Random, slot: int, size: int) -> Row:
 GREY_LEVELS = (60, 110, 160, 210)   # flat patch brightness, far enough apart to read at a glance
 
 
-def base_darker_patch(rng: random.Random, slot: int, size: int) -> Row:
+def generic_darker_patch(rng: random.Random, slot: int, size: int) -> Row:
     """Two flat grey patches, left and right or top and bottom, clearly different in brightness or the same, a
     circled point on each: which point is on the darker patch, or are they about the same (3 options)?"""
     if slot == 2:
@@ -196,25 +211,25 @@ def base_darker_patch(rng: random.Random, slot: int, size: int) -> Row:
                explanation=f"Grey levels: A {levels[0]}, B {levels[1]}.")
 
 
-BaseGenerator = Callable[[random.Random, int, int], Row]
-BASE_GENERATORS: dict[str, tuple[BaseGenerator, int]] = {   # kind -> (generator, number of slots)
-    "Base_Color": (base_color, 4),
-    "Base_Position": (base_position, 4),
-    "Base_Count": (base_count, 4),
-    "Base_Colour_Match": (base_colour_match, 2),
-    "Base_Lower_Mark": (base_lower_mark, 2),
-    "Base_Left_Mark": (base_left_mark, 4),
-    "Base_Same_Backdrop": (base_same_backdrop, 2),
-    "Base_Side_By_Side": (base_side_by_side, 2),
-    "Base_Darker_Patch": (base_darker_patch, 3),
+GenericGenerator = Callable[[random.Random, int, int], Row]
+GENERIC_GENERATORS: dict[str, tuple[GenericGenerator, int]] = {   # kind -> (generator, number of slots)
+    "Base_Color": (generic_color, 4),
+    "Base_Position": (generic_position, 4),
+    "Base_Count": (generic_count, 4),
+    "Base_Colour_Match": (generic_colour_match, 2),
+    "Base_Lower_Mark": (generic_lower_mark, 2),
+    "Base_Left_Mark": (generic_left_mark, 4),
+    "Base_Same_Backdrop": (generic_same_backdrop, 2),
+    "Base_Side_By_Side": (generic_side_by_side, 2),
+    "Base_Darker_Patch": (generic_darker_patch, 3),
 }
-BASE_KINDS: list[str] = list(BASE_GENERATORS)
+GENERIC_KINDS: list[str] = list(GENERIC_GENERATORS)
 
 
-def generate_base(root: str | Path, *, seed: int, size_per_kind: int, image_size: int = 64) -> list[str]:
+def generate_generic(root: str | Path, *, seed: int, size_per_kind: int, image_size: int = 64) -> list[str]:
     """Write `<root>/<Base_Kind>/train-00000-of-00001.parquet` for every base kind; returns the kinds."""
-    for kind, (generator, slots) in BASE_GENERATORS.items():
+    for kind, (generator, slots) in GENERIC_GENERATORS.items():
         rng = random.Random(f"{seed}/{kind}/train")
         rows = [generator(rng, slot, image_size) for slot in balanced_golds(rng, size_per_kind, slots)]
         write_split(root, kind, "train", rows)
-    return list(BASE_KINDS)
+    return list(GENERIC_KINDS)

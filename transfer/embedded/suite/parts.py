@@ -10,11 +10,23 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from transfer.data.blink import Row
-from transfer.data.synthetic.draw import (
-    BACKGROUND, COLORS, MARKERS, Color, OUTLINE, PLAIN_COLORS, SHAPES, canvas, draw_ring, draw_shape, far_apart,
-    free_spot, marker_legend, px,
+from transfer.embedded.suite.draw import (
+    BACKGROUND,
+    COLORS,
+    MARKERS,
+    OUTLINE,
+    PLAIN_COLORS,
+    SHAPES,
+    Color,
+    canvas,
+    draw_ring,
+    draw_shape,
+    far_apart,
+    free_spot,
+    marker_legend,
+    px,
 )
-from transfer.data.synthetic.scenes import POINT_CHOICES
+from transfer.embedded.suite.scenes import POINT_CHOICES
 
 Point = tuple[float, float]
 
