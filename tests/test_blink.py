@@ -182,7 +182,7 @@ def test_write_split_refuses_bad_rows_and_foreign_shards(tmp_path: Path) -> None
 
 
 def questions(n: int, n_choices: int) -> list[Question]:
-    return [Question(idx=f"val_Counting_{i}", task="Counting", prompt="p", images=[],
+    return [Question(idx=f"val_Counting_{i}", task="Counting", prompt="p", image_data=[],
                      choices=[str(k) for k in range(n_choices)], answer=i % n_choices) for i in range(n)]
 
 
@@ -196,9 +196,18 @@ def test_holdout_split_is_deterministic_disjoint_complete_and_balanced() -> None
     assert [q.idx for q in train] == [q.idx for q in pool if q in train]      # input order kept
     per_answer = Counter(q.answer for q in pool)
     train_counts = Counter(q.answer for q in train)
-    assert all(train_counts[a] == round(0.6 * per_answer[a]) for a in per_answer)
+    assert all(abs(train_counts[a] - 0.6 * per_answer[a]) < 1 for a in per_answer)   # balanced per answer
+    assert len(train) == round(0.6 * len(pool))
     other_salt = holdout_split(pool, 0.6, salt="seed-1")[0]
     assert {q.idx for q in other_salt} != {q.idx for q in train}
+
+
+def test_holdout_split_gives_a_small_task_training_questions() -> None:
+    """One question per answer: per-answer rounding would train on none; the total is what the fraction says."""
+    pool = questions(4, 4)
+    assert sorted(q.answer for q in pool) == [0, 1, 2, 3]
+    train, held_out = holdout_split(pool, 0.5)
+    assert len(train) == 2 and len(held_out) == 2
 
 
 def test_holdout_split_rejects_bad_input() -> None:

@@ -28,11 +28,21 @@ from transfer import distributed, timing
 from transfer.atomic import write_json, write_parquet
 from transfer.cache import params_key
 from transfer.data.splits import TaskData
-from transfer.encode import EncodedCache
+from transfer.encode import ENCODING, EncodedCache, ImageSource
 from transfer.evaluate import TaskResult, evaluate_targets, for_scoring
 from transfer.models.families import load_pretrained
 from transfer.progress import Progress
-from transfer.records import FAILED, PREDICTIONS, SCORE_SCHEMA, SCORES, cell_dir, finished_hash, git_commit, now_iso
+from transfer.records import (
+    FAILED,
+    PREDICTION_SCHEMA,
+    PREDICTIONS,
+    SCORE_SCHEMA,
+    SCORES,
+    cell_dir,
+    finished_hash,
+    git_commit,
+    now_iso,
+)
 from transfer.spec import CellSpec
 from transfer.tasks import BASELINE, TASK_NAMES, get_task
 from transfer.tracking import log_table, wandb_run
@@ -101,7 +111,7 @@ def _compute(spec: CellSpec, cell: Path, chash: str) -> pl.DataFrame:
             results, stats = reused, TrainStats(0, 0, 0.0)
         else:
             results, stats = _finetune_and_evaluate(spec, data, checkpoint, cell, run)
-        scores, predictions = _frames(spec, checkpoint, results, stats, chash)
+        scores, predictions = _frames(spec, data, checkpoint, results, stats, chash)
         if not distributed.is_main():
             return scores
         with timing.timed("io"):
@@ -133,29 +143,37 @@ def base_model(spec: CellSpec, data: TaskData) -> str:
 
 def _finetune_and_evaluate(spec: CellSpec, data: TaskData, checkpoint: str, cell: Path, run) -> tuple:
     """Load the base model, finetune it on the source task (none: as it is), score every target: (results, stats)."""
+    model_spec = spec.model
+    pixels = model_spec.pixels.processor_kwargs() if model_spec.pixels else None
     with timing.timed("model_load"):
-        loaded = load_pretrained(spec.model.family, checkpoint, spec.model.dtype)
+        loaded = load_pretrained(model_spec.family, checkpoint, model_spec.dtype, pixels)
     encoded = _encoded_cache(spec, checkpoint, loaded.processor, data.root)
     eval_sets = {t: encoded.get(f"{t}-eval-{spec.data.eval_limit}", lambda t=t: data.eval(t))
                  for t in spec.target_tasks}
+    images = {t: ImageSource(loaded.processor, model_spec.family, lambda t=t: data.eval(t))
+              for t in spec.target_tasks}
     model, stats = loaded.model, TrainStats(0, 0, 0.0)
     if spec.source != BASELINE:
         model, stats = _finetuned(loaded, spec, data, encoded, cell)
         for step, loss in enumerate(stats.losses):
             run.log({"train/loss": loss, "train/log_step": step})
     progress = Progress(len(eval_sets), f"eval {spec.name}", unit="task")
-    results = evaluate_targets(for_scoring(model, spec.eval.merge_lora), eval_sets, spec.model.family,
-                               loaded.tokenizer.pad_token_id, spec.eval.batch_size, progress, spec.eval.calibration)
+    results = evaluate_targets(for_scoring(model, spec.eval.merge_lora), eval_sets, model_spec.family,
+                               loaded.tokenizer, spec.eval.batch_size, progress, spec.eval.calibration,
+                               mode=spec.eval.mode, images=images, batch_tokens=spec.eval.batch_tokens,
+                               max_new_tokens=spec.eval.max_new_tokens)
     progress.close()   # every process evaluated (ZeRO-3 forwards need all of them); rank 0 records
     return results, stats
 
 
 def _encoded_cache(spec: CellSpec, checkpoint: str, processor, data_root: Path) -> EncodedCache:
-    key = params_key({"checkpoint": checkpoint, "prefix": spec.model.answer_prefix, "data": str(data_root)})
+    model = spec.model
+    key = params_key({"checkpoint": checkpoint, "prefix": model.answer_prefix, "data": str(data_root),
+                      "encoding": ENCODING, "pixels": model.pixels, "cached": model.cache_pixels})
     if key not in _ENCODED:
         _ENCODED.clear()
-        _ENCODED[key] = EncodedCache(spec.cache_dir / "encoded" / key, processor, spec.model.family,
-                                     spec.model.answer_prefix)
+        _ENCODED[key] = EncodedCache(spec.cache_dir / "encoded" / key, processor, model.family, model.answer_prefix,
+                                     model.cache_pixels)
     return _ENCODED[key]
 
 
@@ -167,8 +185,13 @@ def _finetuned(loaded, spec: CellSpec, data: TaskData, encoded: EncodedCache, ce
         return PeftModel.from_pretrained(loaded.model, adapter), TrainStats(0, 0, 0.0)
     examples = encoded.get(f"{spec.source}-train-{spec.data.train_limit}", lambda: data.train(spec.source),
                            remember=False)
+    if not examples:
+        raise ValueError(f"source_task={spec.source} has no training questions in {data.train_root or data.root}; "
+                         "expected a non-empty train split (or more val questions to split)")
+    images = ImageSource(loaded.processor, spec.model.family, lambda: data.train(spec.source))
     model, stats = finetune(loaded.model, examples, family=spec.model.family, tokenizer=loaded.tokenizer,
-                            train=spec.train, out_dir=cell, seed=spec.seed, lora=spec.model.lora, desc=spec.name)
+                            train=spec.train, out_dir=cell, seed=spec.seed, lora=spec.model.lora, desc=spec.name,
+                            images=images)
     if distributed.is_main():   # every process trained (DeepSpeed); one saves
         with timing.timed("io"):
             tmp = cell / "adapter.tmp"
@@ -180,19 +203,27 @@ def _finetuned(loaded, spec: CellSpec, data: TaskData, encoded: EncodedCache, ce
     return model, stats
 
 
-def _frames(spec: CellSpec, checkpoint: str, results: list[TaskResult], stats: TrainStats, chash: str):
+def _frames(spec: CellSpec, data: TaskData, checkpoint: str, results: list[TaskResult], stats: TrainStats,
+            chash: str):
     common = dict(sweep=spec.sweep, model=spec.model.name, source_task=spec.source, seed=spec.seed)
     commit, created = git_commit(), now_iso()
-    scores = [{**common, "checkpoint": checkpoint, "data_source": spec.data.source,
+    trained_on = data.revision(spec.source, "train") if spec.source != BASELINE else None
+    scores = [{**common, "checkpoint": checkpoint, "data_source": spec.data.source, "eval_mode": r.mode,
                "calibration": spec.eval.calibration, "target_task": r.task, "n": len(r.gold),
                "correct": sum(r.correct), "accuracy": sum(r.correct) / len(r.gold), "chance": get_task(r.task).chance,
-               "train_examples": stats.examples, "train_steps": stats.steps, "train_seconds": stats.seconds,
-               "eval_seconds": r.seconds, "config_hash": chash, "git_commit": commit, "created_at": created}
+               "correct_raw": sum(r.correct_raw), "accuracy_raw": sum(r.correct_raw) / len(r.gold),
+               "unparsed": r.unparsed, "data_revision": data.revision(r.task, "eval"),
+               "train_data_revision": trained_on, "train_examples": stats.examples, "train_steps": stats.steps,
+               "train_seconds": stats.seconds, "eval_seconds": r.seconds, "config_hash": chash,
+               "git_commit": commit, "created_at": created}
               for r in results]
     predictions = pl.DataFrame([
-        {**common, "idx": idx, "target_task": r.task, "gold": g, "predicted": p, "correct": c, "loglik": ll}
-        for r in results for idx, g, p, c, ll in zip(r.idx, r.gold, r.predicted, r.correct, r.loglik)
-    ], schema_overrides={"loglik": pl.List(pl.Float64)})
+        {**common, "idx": idx, "target_task": r.task, "gold": g, "predicted": p, "correct": c, "predicted_raw": pr,
+         "loglik": ll, "text": text}
+        for r in results
+        for idx, g, p, c, pr, ll, text in zip(r.idx, r.gold, r.predicted, r.correct, r.predicted_raw,
+                                              r.loglik or [None] * len(r.idx), r.texts or [None] * len(r.idx))
+    ], schema=PREDICTION_SCHEMA)
     return pl.DataFrame(scores, schema=SCORE_SCHEMA), predictions
 
 
@@ -219,7 +250,13 @@ def _baseline_of_another_seed(cell: Path, chash: str, checkpoint: str, calibrati
             continue
         log.info("the base model's evaluation does not depend on the seed: reusing %s", other)
         predictions = pl.read_parquet(other / PREDICTIONS)
-        return [TaskResult(task, rows["idx"].to_list(), rows["gold"].to_list(), rows["loglik"].to_list(), 0.0,
-                           calibration)
-                for task in scores["target_task"] for rows in [predictions.filter(pl.col("target_task") == task)]]
+        results = []
+        for task in scores["target_task"]:
+            rows = predictions.filter(pl.col("target_task") == task)
+            generated = "text" in rows.columns and rows["text"].null_count() == 0 and rows.height > 0
+            results.append(TaskResult(task, rows["idx"].to_list(), rows["gold"].to_list(),
+                                      None if generated else rows["loglik"].to_list(), 0.0, calibration,
+                                      rows["text"].to_list() if generated else None,
+                                      rows["predicted"].to_list() if generated else None))
+        return results
     return None

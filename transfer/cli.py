@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+_MISSING = object()
 CHECKED_GROUPS = ("model", "source_task", "data", "train", "eval", "base", "experiment", "hydra/launcher")
 
 
@@ -77,10 +78,12 @@ def _check_keys(argv: list[str], config_name: str) -> None:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=groups)
     tree = OmegaConf.to_container(cfg, resolve=False)
-    leaves = flat_keys(tree)
     for key in keys:
-        if OmegaConf.select(cfg, key, default="\0missing") == "\0missing":
-            _fail(str(unknown_key(key, leaves)))
+        node = tree
+        for part in key.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is _MISSING:
+            _fail(str(unknown_key(key, flat_keys(tree))))
 
 
 def check_jobs(jobs: object) -> None:

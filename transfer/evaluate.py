@@ -1,6 +1,8 @@
-"""Zero-shot multiple-choice scoring by the log-likelihood of each option's answer continuation.
+"""Zero-shot multiple-choice scoring: by the log-likelihood of each option's answer continuation (`loglik`, the
+default: no generation, no answer parsing), or by greedy generation and a choice-restricted answer extraction
+(`generate`, transfer.answers: the way published BLINK numbers are made).
 
-No generation, no answer parsing. When the options' continuations share a head and differ in one final
+When the options' continuations share a head and differ in one final
 token (the usual case: the answer letter), one forward pass per question gives every option's
 log-likelihood (the shared head adds the same term to every option, so it is left out), and the LM head runs at
 that one position only (`logits_to_keep`: the same logits, less forward time). Otherwise each
@@ -9,7 +11,10 @@ that one position only (`logits_to_keep`: the same logits, less forward time). O
 Calibration removes the answer-letter prior before the argmax: `batch` subtracts, per option position, the mean
 log-likelihood over the target's questions (batch calibration, Zhou et al. 2024), so a model that has learned to
 favour a letter (e.g. after finetuning on a 2-option task) is scored on what it sees rather than on that habit.
-The stored log-likelihoods stay raw.
+The stored log-likelihoods stay raw, and the raw accuracy is recorded next to the calibrated one.
+
+Batches hold `eval.batch_size` questions, or, with `eval.batch_tokens`, as many questions of similar length as fit
+that many padded tokens (at most `eval.batch_size`): real images make prompts of very different lengths.
 """
 from __future__ import annotations
 
@@ -22,10 +27,12 @@ import torch.nn.functional as F
 from peft import PeftModel
 
 from transfer import timing
-from transfer.batch import option_batch, scoring_batch
+from transfer.answers import extract_choice
+from transfer.batch import last_positions, option_batch, prompt_batch, scoring_batch
 from transfer.progress import Progress
 
 CALIBRATIONS = ("none", "batch")
+UNPARSED = -1   # the predicted index of a generated answer that declares no option
 
 
 def calibrate(loglik: list[list[float]], method: str) -> list[list[float]]:
@@ -63,17 +70,37 @@ class TaskResult:
     task: str
     idx: list[str]
     gold: list[int]
-    loglik: list[list[float]]   # per question, per option (raw)
+    loglik: list[list[float]] | None   # per question, per option (raw); None in generation mode
     seconds: float
     calibration: str = field(default="none")
+    texts: list[str] | None = None      # the generated answers (generation mode)
+    picks: list[int] | None = None      # the choices they declare, UNPARSED where none (generation mode)
+
+    @property
+    def mode(self) -> str:
+        return "loglik" if self.loglik is not None else "generate"
 
     @cached_property
     def predicted(self) -> list[int]:
-        return predict(self.loglik, self.calibration)
+        """The chosen option per question (generation: UNPARSED when the answer declares none)."""
+        return predict(self.loglik, self.calibration) if self.loglik is not None else list(self.picks)
+
+    @cached_property
+    def predicted_raw(self) -> list[int]:
+        """The choice without letter-prior calibration (generation: the same as `predicted`)."""
+        return predict(self.loglik, "none") if self.loglik is not None else self.predicted
 
     @cached_property
     def correct(self) -> list[bool]:
         return [p == g for p, g in zip(self.predicted, self.gold)]
+
+    @cached_property
+    def correct_raw(self) -> list[bool]:
+        return [p == g for p, g in zip(self.predicted_raw, self.gold)]
+
+    @property
+    def unparsed(self) -> int:
+        return sum(p == UNPARSED for p in self.predicted)
 
 
 def split_head(options: list[list[int]]) -> tuple[list[int], list[int]] | None:
@@ -86,15 +113,11 @@ def split_head(options: list[list[int]]) -> tuple[list[int], list[int]] | None:
     return None
 
 
-def _last_positions(mask: torch.Tensor) -> torch.Tensor:
-    return mask.sum(1) - 1
-
-
 @torch.inference_mode()
-def _score_single_pass(model, examples, family, pad_id, splits) -> list[list[float]]:
+def _score_single_pass(model, examples, family, pad_id, splits, images=None) -> list[list[float]]:
     with timing.timed("preprocessing"):
-        batch = scoring_batch(examples, family, pad_id, [s[0] for s in splits])
-    last = _last_positions(batch["attention_mask"])
+        batch = scoring_batch(examples, family, pad_id, [s[0] for s in splits], images)
+    last = last_positions(batch["attention_mask"])
     with timing.timed("model_compute"):   # the LM head only at each row's last position
         logits = model(**batch, logits_to_keep=last[:, None]).logits[:, 0]
     logp = F.log_softmax(logits.float(), -1)
@@ -102,13 +125,13 @@ def _score_single_pass(model, examples, family, pad_id, splits) -> list[list[flo
 
 
 @torch.inference_mode()
-def _score_full(model, examples, family, pad_id) -> list[list[float]]:
+def _score_full(model, examples, family, pad_id, images=None) -> list[list[float]]:
     with timing.timed("preprocessing"):
-        batch, owners = option_batch(examples, family, pad_id)
+        batch, owners = option_batch(examples, family, pad_id, images)
     with timing.timed("model_compute"):
         logits = model(**batch).logits
     logp = F.log_softmax(logits.float(), -1)
-    ends = _last_positions(batch["attention_mask"])
+    ends = last_positions(batch["attention_mask"])
     out = [[0.0] * len(ex["options"]) for ex in examples]
     for row, (qi, oi, n) in enumerate(owners):
         end = int(ends[row])
@@ -117,30 +140,88 @@ def _score_full(model, examples, family, pad_id) -> list[list[float]]:
     return out
 
 
-def score_examples(model, examples: list[dict], family: str, pad_id: int, batch_size: int) -> list[list[float]]:
-    """Option log-likelihoods for every encoded example, batched."""
+def _cost(example: dict) -> tuple[int, int]:
+    """(rows, tokens per row) that scoring `example` takes."""
+    longest = len(example["prompt_ids"]) + max(len(o) for o in example["options"])
+    return (1 if split_head(example["options"]) else len(example["options"])), longest
+
+
+def batches(examples: list[dict], batch_size: int, batch_tokens: int | None = None) -> list[list[int]]:
+    """Index lists of the batches: consecutive runs of `batch_size`, or, with a token budget, questions sorted by
+    length and packed while rows x the longest row stays within `batch_tokens` (one question at least)."""
+    if batch_tokens is None:
+        return [list(range(start, min(start + batch_size, len(examples))))
+                for start in range(0, len(examples), batch_size)]
+    order = sorted(range(len(examples)), key=lambda i: _cost(examples[i])[1])
+    out, current, rows, longest = [], [], 0, 0
+    for i in order:
+        r, n = _cost(examples[i])
+        if current and (len(current) == batch_size or (rows + r) * max(longest, n) > batch_tokens):
+            out.append(current)
+            current, rows, longest = [], 0, 0
+        current.append(i)
+        rows, longest = rows + r, max(longest, n)
+    return out + ([current] if current else [])
+
+
+def score_examples(model, examples: list[dict], family: str, pad_id: int, batch_size: int, images=None,
+                   batch_tokens: int | None = None) -> list[list[float]]:
+    """Option log-likelihoods for every encoded example, batched; `images` makes pixels per batch if needed."""
     model.eval()
-    out: list[list[float]] = []
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start: start + batch_size]
+    out: list[list[float] | None] = [None] * len(examples)
+    for indices in batches(examples, batch_size, batch_tokens):
+        chunk = [examples[i] for i in indices]
+        pixels = images(chunk) if images else None
         splits = [split_head(ex["options"]) for ex in chunk]
         if all(splits):
-            out += _score_single_pass(model, chunk, family, pad_id, splits)
+            scores = _score_single_pass(model, chunk, family, pad_id, splits, pixels)
         else:
-            out += _score_full(model, chunk, family, pad_id)
+            scores = _score_full(model, chunk, family, pad_id, pixels)
+        for i, score in zip(indices, scores):
+            out[i] = score
     return out
 
 
-def evaluate_targets(model, encoded: dict[str, list[dict]], family: str, pad_id: int, batch_size: int,
-                     progress: Progress | None = None, calibration: str = "none") -> list[TaskResult]:
-    """Score every target task's encoded eval split."""
+@torch.inference_mode()
+def generate_answers(model, examples: list[dict], family: str, tokenizer, batch_size: int, max_new_tokens: int,
+                     images=None, batch_tokens: int | None = None) -> list[str]:
+    """Greedy answers to every encoded example's prompt (left-padded batches), decoded without special tokens."""
+    model.eval()
+    out: list[str | None] = [None] * len(examples)
+    for indices in batches(examples, batch_size, batch_tokens):
+        chunk = [examples[i] for i in indices]
+        with timing.timed("preprocessing"):
+            batch = prompt_batch(chunk, family, tokenizer.pad_token_id, images(chunk) if images else None)
+        with timing.timed("model_compute"):
+            tokens = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                    pad_token_id=tokenizer.pad_token_id)
+        texts = tokenizer.batch_decode(tokens[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+        for i, text in zip(indices, texts):
+            out[i] = text.strip()
+    return out
+
+
+def evaluate_targets(model, encoded: dict[str, list[dict]], family: str, tokenizer, batch_size: int,
+                     progress: Progress | None = None, calibration: str = "none", *, mode: str = "loglik",
+                     images: dict | None = None, batch_tokens: int | None = None,
+                     max_new_tokens: int = 16) -> list[TaskResult]:
+    """Score every target task's encoded eval split (`images`: per task, an ImageSource when pixels are not
+    stored with the examples)."""
     calibrate([], calibration)   # an unknown method fails before any forward pass
     results = []
     for task, examples in encoded.items():
         start = time.perf_counter()
-        loglik = score_examples(model, examples, family, pad_id, batch_size)
-        results.append(TaskResult(task, [e["idx"] for e in examples], [e["answer"] for e in examples], loglik,
-                                  time.perf_counter() - start, calibration))
+        source = (images or {}).get(task)
+        ids, gold = [e["idx"] for e in examples], [e["answer"] for e in examples]
+        if mode == "generate":
+            texts = generate_answers(model, examples, family, tokenizer, batch_size, max_new_tokens, source,
+                                     batch_tokens)
+            picks = [UNPARSED if (c := extract_choice(t, e["choices"])) is None else c for t, e in zip(texts, examples)]
+            result = TaskResult(task, ids, gold, None, time.perf_counter() - start, calibration, texts, picks)
+        else:
+            loglik = score_examples(model, examples, family, tokenizer.pad_token_id, batch_size, source, batch_tokens)
+            result = TaskResult(task, ids, gold, loglik, time.perf_counter() - start, calibration)
+        results.append(result)
         if progress:
             progress.update(1)
     return results

@@ -67,8 +67,18 @@ def write_matrices(long: pl.DataFrame, scores: pl.DataFrame, out: Path) -> list[
     return written
 
 
+def raw_counts(scores: pl.DataFrame, predictions: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Scores and predictions with the uncalibrated choices as the counted ones (`pgf_from=raw`)."""
+    if "correct_raw" not in scores.columns or scores["correct_raw"].null_count():
+        raise ValueError("pgf_from=raw: this sweep's cells do not record raw accuracies (cells of an older "
+                         "version); expected pgf_from=scored")
+    scores = scores.with_columns(pl.col("correct_raw").alias("correct"), pl.col("accuracy_raw").alias("accuracy"))
+    raw = "predicted_raw" if "predicted_raw" in predictions.columns else "predicted"
+    return scores, predictions.with_columns((pl.col(raw) == pl.col("gold")).alias("correct"))
+
+
 def reduce_sweep(sweep_dir: Path, wandb_cfg: WandbSpec | None = None, analysis: dict | None = None,
-                 n_boot: int = 1000) -> dict:
+                 n_boot: int = 1000, pgf_from: str = "scored") -> dict:
     """Build every reduce output of `sweep_dir` into `sweep_dir/reduce/`; returns a short summary."""
     from transfer.analysis import analyze
     from transfer.analysis.validation import write_validation
@@ -82,6 +92,9 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: WandbSpec | None = None, analysis: 
     if scores.is_empty():
         raise FileNotFoundError(f"no finished cells under {sweep_dir / 'cells'}; nothing to reduce")
     check_consistent(scores)
+    predictions = read_sweep(sweep_dir, PREDICTIONS)
+    if pgf_from == "raw":
+        scores, predictions = raw_counts(scores, predictions)
     out = sweep_dir / "reduce"
     long = pgf_long(scores)
     write_parquet(long, out / "pgf.parquet")
@@ -91,8 +104,11 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: WandbSpec | None = None, analysis: 
     for row in holes.iter_rows(named=True):
         log.warning("%s cell %s/%s/seed=%s %s", row["status"], row["model"], row["source_task"], row["seed"],
                     row["error"])
+    modes = (scores.group_by("model").agg(pl.col("eval_mode").drop_nulls().first()).sort("model")
+             if "eval_mode" in scores.columns else pl.DataFrame({"model": [], "eval_mode": []}))
     setup = {"sweep": sweep_dir.name, "cells": scores.select("model", "source_task", "seed").unique().height,
-             "missing_cells": holes.height, "models": sorted(scores["model"].unique())}
+             "missing_cells": holes.height, "models": sorted(scores["model"].unique()),
+             "eval_mode": {m: mode or "loglik" for m, mode in modes.iter_rows()}, "pgf_from": pgf_from}
     summary = {**setup, "reduce_dir": str(out), "missing": holes.to_dicts()}
     with_base = sorted(long["model"].unique())
     if not with_base:
@@ -100,8 +116,7 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: WandbSpec | None = None, analysis: 
                     BASELINE)
         write_json(summary, out / "reduce_summary.json")
         return summary
-    predictions = read_sweep(sweep_dir, PREDICTIONS).filter(pl.col("model").is_in(with_base))
-    intervals = cell_intervals(predictions, n_boot=n_boot)
+    intervals = cell_intervals(predictions.filter(pl.col("model").is_in(with_base)), n_boot=n_boot)
     write_parquet(intervals, out / "pgf_cells.parquet")
     based = scores.filter(pl.col("model").is_in(with_base))
     write_validation(intervals, long, based, out)   # summary.json
@@ -160,7 +175,7 @@ def main(cfg: DictConfig) -> None:
         return
     outputs = Path(spec.paths.outputs)
     sweep_dir = outputs / spec.sweep if spec.sweep else latest_sweep(outputs)
-    reduce_sweep(sweep_dir, spec.wandb, analysis, spec.n_boot)
+    reduce_sweep(sweep_dir, spec.wandb, analysis, spec.n_boot, spec.pgf_from)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ def _is_number(value: Any) -> bool:
 def _coerce(value: Any, kind: Any, key: str, meta: dict) -> Any:
     """`value` as type `kind` (int, float, bool, str, Literal, list[str], a spec dataclass, or X | None)."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if value == "???":
+        raise SpecError(f"{key} is required; pass {key}=...")
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -216,6 +218,29 @@ class LoraSpec:
 
 
 @dataclass(frozen=True)
+class PixelSpec:
+    """The image budget a real checkpoint's processor gets (null keys keep the checkpoint's own values)."""
+    min_pixels: int | None = rule(ge=1, default=None, has_default=True)       # qwen: smallest image area
+    max_pixels: int | None = rule(ge=1, default=None, has_default=True)       # qwen: largest image area
+    longest_edge: int | None = rule(ge=1, default=None, has_default=True)     # idefics: resized longest edge
+    image_splitting: bool | None = rule(default=None, has_default=True)       # idefics: tiles + a global view
+
+    def processor_kwargs(self) -> dict:
+        """The processor's from_pretrained keywords for this budget."""
+        out: dict = {}
+        if self.max_pixels is not None:   # Qwen's image processor reads the area bounds from `size`
+            out["size"] = {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels}
+        if self.longest_edge is not None:
+            out["size"] = {"longest_edge": self.longest_edge}
+        if self.image_splitting is not None:
+            out["do_image_splitting"] = self.image_splitting
+        return out
+
+
+PIXEL_KEYS = {"qwen": ("min_pixels", "max_pixels"), "idefics": ("longest_edge", "image_splitting"), "llava": ()}
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str = rule(check=_safe_name)
     family: Literal["llava", "qwen", "idefics"] = rule()
@@ -224,7 +249,24 @@ class ModelSpec:
     answer_prefix: str = rule()
     tiny: TinySpec = rule()
     lora: LoraSpec = rule()
+    pixels: PixelSpec | None = rule()
+    cache_pixels: bool = rule()
     zero_stage: int | None = rule(ge=0, le=3, default=None, has_default=True)
+
+    def check(self) -> str | None:
+        if self.pixels is None:
+            return None
+        allowed = PIXEL_KEYS[self.family]
+        for key in ("min_pixels", "max_pixels", "longest_edge", "image_splitting"):
+            if getattr(self.pixels, key) is not None and key not in allowed:
+                return (f"model.pixels.{key}={getattr(self.pixels, key)!r}: expected null for the {self.family} "
+                        f"family (its budget keys: {', '.join(allowed) or 'none, the image size is fixed'})")
+        low, high = self.pixels.min_pixels, self.pixels.max_pixels
+        if (low is None) != (high is None):
+            return "model.pixels.min_pixels and model.pixels.max_pixels: expected both set, or both null"
+        if low is not None and low > high:
+            return f"model.pixels.min_pixels={low}: expected at most model.pixels.max_pixels={high}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -300,9 +342,12 @@ class TrainSpec:
 
 @dataclass(frozen=True)
 class EvalSpec:
+    mode: Literal["loglik", "generate"] = rule()
     batch_size: int = rule(ge=1)
+    batch_tokens: int | None = rule(ge=1)
     calibration: Literal["none", "batch"] = rule()
     merge_lora: bool = rule()
+    max_new_tokens: int = rule(ge=1)
 
 
 @dataclass(frozen=True)
@@ -425,10 +470,28 @@ class ReduceSpec:
     from_table: str | None = rule(check=_existing_file)
     out: str | None = rule()
     n_boot: int = rule(ge=1)
+    pgf_from: Literal["scored", "raw"] = rule()
     paths: OutputsSpec = rule()
     analysis: AnalysisSpec = rule()
     wandb: WandbSpec = rule()
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> ReduceSpec:
+        return _read(cls, as_dict(cfg))
+
+
+def _existing_path(value: str) -> str | None:
+    return None if Path(value).exists() else "an existing BLINK snapshot folder or idx/answer table (no such path)"
+
+
+@dataclass(frozen=True)
+class RescoreSpec:
+    """The re-scorer's keys (conf/rescore.yaml)."""
+    sweep: str = rule(check=_safe_name)
+    key: str = rule(check=_existing_path)
+    out: str | None = rule(check=lambda v: None if v is None else _safe_name(v))
+    paths: OutputsSpec = rule()
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig | dict) -> RescoreSpec:
         return _read(cls, as_dict(cfg))

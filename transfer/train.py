@@ -96,8 +96,9 @@ def apply_lora(model: torch.nn.Module, lora: LoraSpec) -> torch.nn.Module:
 
 
 def finetune(model: torch.nn.Module, examples: list[dict], *, family: str, tokenizer, train: TrainSpec, out_dir: Path,
-             seed: int, lora: LoraSpec | None, desc: str) -> tuple[torch.nn.Module, TrainStats]:
-    """Train on `examples` (encoded) for `train.steps` optimizer steps; returns the trained model."""
+             seed: int, lora: LoraSpec | None, desc: str, images=None) -> tuple[torch.nn.Module, TrainStats]:
+    """Train on `examples` (encoded) for `train.steps` optimizer steps; returns the trained model. `images`
+    (transfer.encode.ImageSource) makes the pixels of each batch when the examples do not carry them."""
     if lora is not None:
         set_seed(seed)   # the LoRA init draws from the global RNG: same seed, same cell, in any process
         model = apply_lora(model, lora)
@@ -120,7 +121,7 @@ def finetune(model: torch.nn.Module, examples: list[dict], *, family: str, token
     started = time.perf_counter()
     monitor = _Monitor(progress, started)
     trainer = Trainer(model=model, args=args, train_dataset=_Examples(examples), callbacks=[monitor],
-                      data_collator=lambda batch: training_batch(batch, family, pad, eos))
+                      data_collator=lambda b: training_batch(b, family, pad, eos, images(b) if images else None))
     trainer.remove_callback(PrinterCallback)
     resume = last_complete_checkpoint(Path(args.output_dir))
     resumed = int(resume.rsplit("-", 1)[1]) if resume else 0

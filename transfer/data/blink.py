@@ -68,8 +68,37 @@ def split_files(root: str | Path, task: str, split: str) -> list[Path]:
     return files
 
 
+_REVISIONS: dict[tuple[str, int, int], str] = {}   # (file, size, mtime) -> content hash, per process
+
+
+def snapshot_revision(root: str | Path) -> str | None:
+    """The hub revision of a downloaded snapshot: the commit in `.../snapshots/<commit>/` or in the metadata
+    `huggingface-cli download --local-dir` leaves under `.cache/huggingface/download/`; None for other folders."""
+    parts = Path(root).resolve().parts
+    if "snapshots" in parts[:-1]:
+        return parts[parts.index("snapshots") + 1]
+    for meta in sorted((Path(root) / ".cache" / "huggingface" / "download").rglob("*.metadata")):
+        first = meta.read_text().splitlines()[:1]
+        if first and re.fullmatch(r"[0-9a-f]{40}", first[0].strip()):
+            return first[0].strip()
+    return None
+
+
+def data_revision(root: str | Path, task: str, split: str) -> str:
+    """What a cell read for one task and split: `rev:<hub commit> ` (when known) and the sha256 of its files."""
+    digest = hashlib.sha256()
+    for file in split_files(root, task, split):
+        stat = file.stat()
+        key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _REVISIONS:
+            _REVISIONS[key] = hashlib.sha256(file.read_bytes()).hexdigest()
+        digest.update(_REVISIONS[key].encode())
+    rev = snapshot_revision(root)
+    return (f"rev:{rev[:12]} " if rev else "") + f"sha256:{digest.hexdigest()[:16]}"
+
+
 def read_split(root: str | Path, task: str, split: str) -> list[Question]:
-    """All questions of one config and split, images decoded to RGB, answers as option indices."""
+    """All questions of one config and split (images kept as their bytes), answers as option indices."""
     questions = []
     for file in split_files(root, task, split):
         questions.extend(_read_file(file, task))
@@ -102,10 +131,11 @@ def _to_question(row: dict, file: Path, n: int, task: str) -> Question:
         if cell is None:
             continue
         try:
-            images.append(Image.open(io.BytesIO(cell)).convert("RGB"))
+            Image.open(io.BytesIO(cell))   # reads the header only: the pixels are decoded when used
         except Exception as error:   # PIL raises several types for bad bytes
             detail = " ".join(str(error).split())
             raise fail(slot, f"undecodable image bytes ({type(error).__name__}: {detail})") from None
+        images.append(cell)
     if not images:
         raise fail("image_1..image_4", "no image in any slot")
     choices = row["choices"]
@@ -124,7 +154,7 @@ def _to_question(row: dict, file: Path, n: int, task: str) -> Question:
         idx=idx,
         task=task,
         prompt=row["prompt"],
-        images=images,
+        image_data=images,
         choices=list(choices),
         answer=letters.index(match.group(1)),
         meta={"sub_task": row["sub_task"], "explanation": row["explanation"]},
@@ -179,8 +209,9 @@ def holdout_split(questions: list[Question], train_fraction: float,
     """Split one task's questions into (train, eval), deterministically by a hash of `idx`.
 
     Stratified by the gold answer index: within each answer group the questions are ordered by
-    sha256(salt/idx) and the first round(fraction * size) go to train, so both parts keep the answer
-    balance. Both parts keep the input order.
+    sha256(salt/idx) and the first ones go to train, so both parts keep the answer balance; the groups' shares
+    add up to round(fraction * n) questions in all (the groups with the largest remainders, then the lowest
+    answer index, take one more), so small tasks still get training questions. Both parts keep the input order.
     """
     if not 0.0 <= train_fraction <= 1.0:
         raise ValueError(f"train_fraction must be in [0, 1], got {train_fraction}")
@@ -192,10 +223,14 @@ def holdout_split(questions: list[Question], train_fraction: float,
     by_answer: dict[int, list[Question]] = {}
     for q in questions:
         by_answer.setdefault(q.answer, []).append(q)
+    shares = {a: int(train_fraction * len(g)) for a, g in by_answer.items()}
+    left = round(train_fraction * len(questions)) - sum(shares.values())
+    for a in sorted(by_answer, key=lambda a: (-(train_fraction * len(by_answer[a]) - shares[a]), a))[:left]:
+        shares[a] += 1
     train_ids: set[str] = set()
-    for group in by_answer.values():
+    for answer, group in by_answer.items():
         ranked = sorted(group, key=lambda q: hashlib.sha256(f"{salt}/{q.idx}".encode()).hexdigest())
-        train_ids.update(q.idx for q in ranked[: round(train_fraction * len(group))])
+        train_ids.update(q.idx for q in ranked[: shares[answer]])
     train = [q for q in questions if q.idx in train_ids]
     held_out = [q for q in questions if q.idx not in train_ids]
     return train, held_out

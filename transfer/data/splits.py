@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transfer.data.blink import holdout_split, read_split
+from transfer.data.blink import data_revision, holdout_split, read_split
 from transfer.data.question import Question
 from transfer.spec import DataSpec
 
@@ -41,6 +41,13 @@ class TaskData:
             questions = read_split(self.root, task, self.data.eval_split)
         limit = self.data.eval_limit
         return questions[:limit] if limit else questions
+
+    def revision(self, task: str, role: str) -> str:
+        """The data revision of the file a role ("train" or "eval") reads for `task` (transfer.data.blink)."""
+        if role == "train" and self.train_root is not None:
+            return data_revision(self.train_root, task, "train")
+        split = "val" if self.holdout else ("train" if role == "train" else self.data.eval_split)
+        return data_revision(self.root, task, split)
 
     @property
     def holdout(self) -> bool:

@@ -16,7 +16,7 @@ from transfer.distributed import world_size
 from transfer.embedded.suite import code_fingerprint
 from transfer.embedded.suite.generic import GENERIC_KINDS, generate_generic
 from transfer.embedded.tiny import build_tiny
-from transfer.encode import encode_questions
+from transfer.encode import ENCODING, encode_questions
 from transfer.locks import file_lock
 from transfer.models.families import load_pretrained
 from transfer.spec import CellSpec, PretrainSpec, TrainSpec
@@ -41,7 +41,7 @@ def pretrain_key(spec: CellSpec) -> str:
                        "answer_prefix": model.answer_prefix, "pretrain": dataclasses.asdict(spec.pretrain),
                        "train": {k: getattr(train, k) for k in SHARED_TRAIN_KEYS},
                        "suite": {"seed": data.seed, "train_size": data.train_size, "image_size": data.image_size},
-                       "data_code": code_fingerprint()})
+                       "data_code": code_fingerprint(), "encoding": ENCODING})
 
 
 def generic_root(pretrain: PretrainSpec, image_size: int, cache_dir: Path) -> Path:

@@ -39,15 +39,17 @@ class LoadedModel:
         return self.processor.tokenizer
 
 
-def load_processor(family: str, checkpoint: str | Path) -> ProcessorMixin:
+def load_processor(family: str, checkpoint: str | Path, pixels: dict | None = None) -> ProcessorMixin:
+    """The checkpoint's processor; `pixels` (PixelSpec.processor_kwargs) sets its image budget."""
     if family == "qwen":
-        return Qwen25VLImageOnlyProcessor.from_pretrained(str(checkpoint))
-    return AutoProcessor.from_pretrained(str(checkpoint))
+        return Qwen25VLImageOnlyProcessor.from_pretrained(str(checkpoint), **(pixels or {}))
+    return AutoProcessor.from_pretrained(str(checkpoint), **(pixels or {}))
 
 
-def load_pretrained(family: str, checkpoint: str | Path, dtype: str = "float32") -> LoadedModel:
+def load_pretrained(family: str, checkpoint: str | Path, dtype: str = "float32", pixels: dict | None = None
+                    ) -> LoadedModel:
     """Load a checkpoint of `family` from a hub id or a local directory (the real and the embedded path)."""
-    processor = load_processor(family, checkpoint)
+    processor = load_processor(family, checkpoint, pixels)
     unset_hf_deepspeed_config()   # load whole, as in a new process: a ZeRO-3 finetune leaves its global flag set
     model = AutoModelForImageTextToText.from_pretrained(str(checkpoint), dtype=getattr(torch, dtype))
     return LoadedModel(family, model, processor)
