@@ -47,7 +47,7 @@ def print_accuracy(sweep: Path, model_name: str, questions: dict[str, list[Quest
         for adapter in runs:
             loaded = load_pretrained(model.family, checkpoint)   # afresh: an adapter is injected into the model
             net = loaded.model if adapter is None else PeftModel.from_pretrained(loaded.model, adapter)
-            for result in evaluate_targets(net, encoded, model.family, loaded.tokenizer.pad_token_id, 64,
+            for result in evaluate_targets(net, encoded, model.family, loaded.tokenizer, 64,
                                            calibration="batch"):
                 totals[result.task] += sum(result.correct) / len(result.correct) / len(runs)
         print(f"{source:28s}" + "".join(f"{totals[name]:{width}.2f}" for name in questions))

@@ -38,7 +38,7 @@ def main() -> None:
         loaded = load_pretrained(model.family, checkpoint)
         encoded = {kind: encode_questions(loaded.processor, model.family, model.answer_prefix, qs)
                    for kind, qs in questions.items()}
-        results = evaluate_targets(loaded.model, encoded, model.family, loaded.tokenizer.pad_token_id, 32)
+        results = evaluate_targets(loaded.model, encoded, model.family, loaded.tokenizer, 32)
         print(checkpoint.name, "  ".join(f"{r.task.removeprefix('Base_')} {sum(r.correct) / len(r.correct):.2f}"
                                          for r in results))
 
