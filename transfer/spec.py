@@ -31,7 +31,7 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 DEEPSPEED_DIR = Path(__file__).resolve().parents[1] / "conf" / "train" / "deepspeed"
 # Keys that name a cell or steer the run, not what is computed: left out of config_hash.
-VOLATILE_KEYS = ("source_task", "seed", "sweep", "overwrite", "paths", "wandb", "threads")
+VOLATILE_KEYS = ("source_task", "seed", "sweep", "overwrite", "paths", "wandb", "threads", "grid", "plan")
 
 
 class SpecError(ValueError):
@@ -241,6 +241,15 @@ PIXEL_KEYS = {"qwen": ("min_pixels", "max_pixels"), "idefics": ("longest_edge", 
 
 
 @dataclass(frozen=True)
+class ResourcesSpec:
+    """What one cell of this model needs on a cluster: the SLURM launcher gives each class its own job array."""
+    gpus: int = rule(ge=0)
+    cpus: int = rule(ge=1)
+    mem_gb: int = rule(ge=1)
+    time_min: int = rule(gt=10)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str = rule(check=_safe_name)
     family: Literal["llava", "qwen", "idefics"] = rule()
@@ -251,6 +260,7 @@ class ModelSpec:
     lora: LoraSpec = rule()
     pixels: PixelSpec | None = rule()
     cache_pixels: bool = rule()
+    resources: ResourcesSpec | None = rule(default=None, has_default=True)
     zero_stage: int | None = rule(ge=0, le=3, default=None, has_default=True)
 
     def check(self) -> str | None:
@@ -370,6 +380,15 @@ class WandbSpec:
 
 
 @dataclass(frozen=True)
+class GridSpec:
+    """Which cells of a multirun run: all, a seeded fraction of the sources (the `none` cells always run), or a
+    list of model/source/seed names."""
+    fraction: float = rule(gt=0, le=1)
+    cells: list[str] | None = rule()
+    seed: int = rule(ge=0)
+
+
+@dataclass(frozen=True)
 class CellSpec:
     """One cell: model x source_task x seed, and everything that decides what it computes."""
     model: ModelSpec = rule()
@@ -385,6 +404,8 @@ class CellSpec:
     threads: int | None = rule(ge=1)
     paths: PathsSpec = rule()
     wandb: WandbSpec = rule()
+    grid: GridSpec = rule()
+    plan: bool = rule()
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> CellSpec:
