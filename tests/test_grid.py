@@ -81,11 +81,89 @@ def test_records(grid):
             assert (source == BASELINE) != (cell / "adapter" / "adapter_config.json").exists()
 
 
+def _runs(sweep) -> dict[str, list[dict]]:
+    """Every offline run of the sweep read back from its .wandb file, by run id, in the order written."""
+    from tests.wandb_files import read_run
+
+    runs: dict[str, list[dict]] = {}
+    for folder in sorted((sweep / "wandb").glob("offline-run-*")):
+        run = read_run(folder)
+        runs.setdefault(run["id"], []).append(run)
+    return runs
+
+
 def test_wandb_offline_runs_under_the_sweep(grid):
+    """One run per cell plus the reduce run; the reducer resumed every finetuned cell's run (its PGF)."""
+    from transfer.tracking import run_id
+
     sweep, _ = grid
-    runs = sorted((sweep / "wandb").glob("offline-run-*"))
-    assert len(runs) == 3 * 14 + 1                      # one per cell, plus the reduce run
-    assert all(list(r.glob("run-*.wandb")) for r in runs)
+    runs = _runs(sweep)
+    assert len(runs) == 3 * 14 + 1
+    for model in MODELS:
+        for source in [BASELINE, *TASK_NAMES]:
+            parts = runs[run_id("test", f"{model}/{source}/seed0")]
+            assert len(parts) == (1 if source == BASELINE else 2)
+
+
+def test_cell_runs_group_compare_and_log_training_live(grid):
+    sweep, _ = grid
+    from transfer.tracking import run_id
+
+    first, resumed = _runs(sweep)[run_id("test", "qwen/Counting/seed0")]
+    assert first["job_type"] == "cell" and first["group"] == "test"
+    assert {"model:qwen", "source:Counting", "seed:0", "data:synthetic"} <= set(first["tags"])
+    assert any(t.startswith("data_revision:") for t in first["tags"])
+    config = first["config"]
+    assert (config["model"], config["family"], config["source_task"], config["seed"], config["sweep"]) == (
+        "qwen", "qwen", "Counting", 0, "test") and config["config_hash"] and config["data_source"] == "synthetic"
+    train = [row for row in first["history"] if "train/loss" in row]
+    steps = [row["train/global_step"] for row in train]
+    assert len(train) >= 2 and steps == sorted(steps) and steps[-1] <= 4
+    assert all(row["train/learning_rate"] is not None and row["train/step_time"] > 0 for row in train)
+    adapter = sweep / "cells" / "qwen" / "Counting" / "seed=0" / "adapter" / "adapter_config.json"
+    assert max(row["_timestamp"] for row in train) <= adapter.stat().st_mtime   # logged while training ran
+    summary = first["summary"]
+    scores = pl.read_parquet(sweep / "cells" / "qwen" / "Counting" / "seed=0" / "scores.parquet")
+    for row in scores.iter_rows(named=True):
+        key = f"eval/{row['target_task']}"
+        assert summary[f"{key}/accuracy"] == row["accuracy"] and summary[f"{key}/chance"] == row["chance"]
+        assert summary[f"{key}/stderr"] == pytest.approx(math.sqrt(row["accuracy"] * (1 - row["accuracy"]) / row["n"]))
+        assert 0 < summary[f"{key}/top_letter_share"] <= 1
+    assert summary["status"] == "done" and summary["eval/mean_accuracy"] == pytest.approx(scores["accuracy"].mean())
+    cell_artifact = [a for a in first["artifacts"] if a["name"] == "cell-qwen-Counting-seed0"]
+    assert cell_artifact and cell_artifact[0]["type"] == "cell-results"
+    assert cell_artifact[0]["entries"] == ["predictions.parquet", "scores.parquet"]
+    long = pl.read_parquet(sweep / "reduce" / "pgf.parquet").filter(model="qwen", source_task="Counting")
+    for row in long.iter_rows(named=True):   # the reducer wrote the cell's PGF into its run
+        assert resumed["summary"][f"pgf/{row['target_task']}"] == pytest.approx(row["pgf"])
+        assert resumed["summary"][f"dacc/{row['target_task']}"] == pytest.approx(row["accuracy"] - row["base_accuracy"])
+    assert resumed["summary"]["pgf/Jigsaw/ci_low"] <= resumed["summary"]["pgf/Jigsaw/ci_high"]
+
+
+def test_the_reduce_run_records_its_inputs_and_outputs(grid):
+    from transfer.tracking import run_id
+
+    sweep, _ = grid
+    (reduce,) = _runs(sweep)[run_id("test", "reduce")]
+    assert reduce["job_type"] == "reduce" and reduce["config"]["cells"] == 42
+    outputs = [a for a in reduce["artifacts"] if a["name"] == "reduce-test"]
+    assert outputs and {"pgf.parquet", "analysis.json", "report.html", "missing.parquet"} <= set(outputs[0]["entries"])
+    inputs = outputs[0]["metadata"]["inputs"]   # the lineage, as offline runs can record it (docs/wandb.md)
+    assert len(inputs) == 42 and "cell-llava-Jigsaw-seed0" in inputs
+    assert "report" in reduce["summary"] and "figures/heatmap_qwen" in reduce["summary"]
+
+
+def test_every_dashboard_panel_reads_a_key_the_runs_log(grid):
+    from transfer.dashboard import build_spec, panel_keys
+
+    sweep, _ = grid
+    logged = set()
+    for parts in _runs(sweep).values():
+        for run in parts:
+            logged |= set(run["summary"]) | {k for row in run["history"] for k in row}
+    spec = build_spec(sweep, entity="someone", project="transfer")
+    missing = panel_keys(spec) - logged
+    assert not missing, sorted(missing)
 
 
 def test_second_run_skips_every_finished_cell(grid):

@@ -78,7 +78,8 @@ def _apply(tree: dict, record: pb.ConfigRecord | pb.SummaryRecord) -> None:
 
 def _artifact(a: pb.ArtifactRecord) -> dict:
     return {"name": a.name, "type": a.type, "aliases": list(a.aliases), "used": a.use_after_commit,
-            "entries": sorted(entry.path for entry in a.manifest.contents)}
+            "entries": sorted(entry.path for entry in a.manifest.contents),
+            "metadata": json.loads(a.metadata) if a.metadata else {}}
 
 
 def read_run(run_dir: Path) -> dict:

@@ -13,23 +13,27 @@
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import shutil
 import socket
 import time
 import traceback
+from contextlib import nullcontext
 from pathlib import Path
 
 import polars as pl
 from omegaconf import DictConfig
 from peft import PeftModel
 
-from transfer import distributed, timing
+from transfer import distributed, faults, timing
 from transfer.atomic import write_json, write_parquet
 from transfer.cache import params_key
 from transfer.data.splits import TaskData
 from transfer.encode import ENCODING, EncodedCache, ImageSource
 from transfer.evaluate import TaskResult, evaluate_targets, for_scoring
+from transfer.locks import file_lock
 from transfer.models.families import load_pretrained
 from transfer.progress import Progress
 from transfer.records import (
@@ -45,7 +49,7 @@ from transfer.records import (
 )
 from transfer.spec import CellSpec
 from transfer.tasks import BASELINE, TASK_NAMES, get_task
-from transfer.tracking import log_table, wandb_run
+from transfer.tracking import artifact_name, cell_summary, letter_shares, wandb_run
 from transfer.train import TrainStats, finetune
 
 log = logging.getLogger("transfer")
@@ -61,27 +65,46 @@ def run_cell(cfg: DictConfig | CellSpec) -> dict:
     """Run (or skip) the cell named by model / source_task / seed; returns a short summary."""
     spec = cfg if isinstance(cfg, CellSpec) else CellSpec.from_config(cfg)
     cell = cell_dir(spec.sweep_dir, spec.model.name, spec.source, spec.seed)
-    chash, done = spec.config_hash(), finished_hash(cell)
-    if done and not spec.overwrite:
-        if done != chash:
-            raise StaleCellError(f"cell {cell} was computed with config_hash {done}, the current config has {chash}; "
-                                 "pass overwrite=true to recompute it or sweep=<new name> to keep both")
-        log.info("skip finished cell %s", cell)
+    chash = spec.config_hash()
+    if not spec.overwrite and _skip(cell, chash):
         return {"cell": str(cell), "status": "skipped"}
+    cell.mkdir(parents=True, exist_ok=True)
+    with file_lock(cell / ".lock", f"cell {spec.name}") if distributed.is_main() else nullcontext():
+        if not spec.overwrite and _skip(cell, chash):   # another sweep on this folder finished it meanwhile
+            return {"cell": str(cell), "status": "skipped"}
+        return _run_locked(spec, cell, chash)
+
+
+def _skip(cell: Path, chash: str) -> bool:
+    """Whether the cell is finished with this config (skip it); a cell finished with another config is refused."""
+    done = finished_hash(cell)
+    if done and done != chash:
+        raise StaleCellError(f"cell {cell} was computed with config_hash {done}, the current config has {chash}; "
+                             "pass overwrite=true to recompute it or sweep=<new name> to keep both")
+    if done:
+        log.info("skip finished cell %s", cell)
+    return bool(done)
+
+
+def _run_locked(spec: CellSpec, cell: Path, chash: str) -> dict:
+    """Compute the cell (its lock held): clear what overwrite or a damaged record leaves, compute, record."""
+    if spec.overwrite or finished_hash(cell) is None:   # nothing half-written or damaged is trusted
+        for name in (SCORES, PREDICTIONS):
+            (cell / name).unlink(missing_ok=True)
     if spec.overwrite:
         for folder in ("adapter", "checkpoints"):
             shutil.rmtree(cell / folder, ignore_errors=True)
-        for name in (SCORES, PREDICTIONS):
-            (cell / name).unlink(missing_ok=True)
-    cell.mkdir(parents=True, exist_ok=True)
     started, started_at, before = time.perf_counter(), time.time(), timing.snapshot()
     try:
         scores = _compute(spec, cell, chash)
     except BaseException as err:
         if not distributed.is_main():
             raise
-        write_json({"cell": str(cell), "error": f"{type(err).__name__}: {err}", "host": socket.gethostname(),
-                    "time": now_iso(), "traceback": traceback.format_exc()}, cell / FAILED)
+        try:
+            write_json({"cell": str(cell), "error": f"{type(err).__name__}: {err}", "host": socket.gethostname(),
+                        "time": now_iso(), "traceback": traceback.format_exc()}, cell / FAILED)
+        except OSError as marker:   # e.g. the disk is full: the cell's own error is the one to report
+            log.warning("could not write %s (%s)", cell / FAILED, marker)
         raise
     distributed.barrier()
     if not distributed.is_main():
@@ -106,7 +129,8 @@ def _compute(spec: CellSpec, cell: Path, chash: str) -> pl.DataFrame:
         spec.source == BASELINE and not spec.overwrite) else None   # overwrite: evaluate again
     wandb = spec.wandb if distributed.is_main() else None   # one W&B run per cell, from rank 0
     with wandb_run(wandb, sweep_dir=spec.sweep_dir, group=spec.sweep, job_type="cell", name=spec.name,
-                   run_key=spec.name, config={**spec.to_dict(), "config_hash": chash}) as run:
+                   run_key=spec.name, config=_run_config(spec, chash), tags=_run_tags(spec, data)) as run:
+        run.define_training_metrics()
         if reused is not None:
             results, stats = reused, TrainStats(0, 0, 0.0)
         else:
@@ -116,11 +140,29 @@ def _compute(spec: CellSpec, cell: Path, chash: str) -> pl.DataFrame:
             return scores
         with timing.timed("io"):
             write_parquet(predictions, cell / PREDICTIONS)
+            faults.point("between_records")
             write_parquet(scores, cell / SCORES)
-        run.log({f"eval/{r['target_task']}/accuracy": r["accuracy"] for r in scores.iter_rows(named=True)})
-        log_table(run, "scores", scores.select("target_task", "n", "correct", "accuracy", "chance"))
-        run.summary["mean_accuracy"] = float(scores["accuracy"].mean())
+        run.summarize(cell_summary(scores, predictions))
+        run.log_table("scores", scores.select("target_task", "n", "correct", "accuracy", "accuracy_raw", "chance"))
+        run.log_table("eval/letters", letter_shares(predictions))
+        run.log_artifact(artifact_name(spec.model.name, spec.source, spec.seed), "cell-results",
+                         [cell / SCORES, cell / PREDICTIONS], {"config_hash": chash})
     return scores
+
+
+def _run_config(spec: CellSpec, chash: str) -> dict:
+    """The W&B config: the grouping keys at the top level, then every group of the spec."""
+    groups = {k: v for k, v in spec.to_dict().items() if k not in ("model", "source_task")}
+    return {"sweep": spec.sweep, "model": spec.model.name, "family": spec.model.family, "source_task": spec.source,
+            "seed": spec.seed, "data_source": spec.data.source, "config_hash": chash,
+            "model_config": dataclasses.asdict(spec.model), **{k: v for k, v in groups.items() if k != "sweep"}}
+
+
+def _run_tags(spec: CellSpec, data: TaskData) -> list[str]:
+    revisions = sorted({data.revision(t, "eval") for t in spec.target_tasks})
+    digest = hashlib.sha256(" ".join(revisions).encode()).hexdigest()[:12]
+    return [f"model:{spec.model.name}", f"source:{spec.source}", f"seed:{spec.seed}", f"data:{spec.data.source}",
+            f"data_revision:{digest}"]
 
 
 def task_data(spec: CellSpec) -> TaskData:
@@ -147,6 +189,7 @@ def _finetune_and_evaluate(spec: CellSpec, data: TaskData, checkpoint: str, cell
     pixels = model_spec.pixels.processor_kwargs() if model_spec.pixels else None
     with timing.timed("model_load"):
         loaded = load_pretrained(model_spec.family, checkpoint, model_spec.dtype, pixels)
+    faults.point("model_load")
     encoded = _encoded_cache(spec, checkpoint, loaded.processor, data.root)
     eval_sets = {t: encoded.get(f"{t}-eval-{spec.data.eval_limit}", lambda t=t: data.eval(t))
                  for t in spec.target_tasks}
@@ -154,9 +197,7 @@ def _finetune_and_evaluate(spec: CellSpec, data: TaskData, checkpoint: str, cell
               for t in spec.target_tasks}
     model, stats = loaded.model, TrainStats(0, 0, 0.0)
     if spec.source != BASELINE:
-        model, stats = _finetuned(loaded, spec, data, encoded, cell)
-        for step, loss in enumerate(stats.losses):
-            run.log({"train/loss": loss, "train/log_step": step})
+        model, stats = _finetuned(loaded, spec, data, encoded, cell, run)
     progress = Progress(len(eval_sets), f"eval {spec.name}", unit="task")
     results = evaluate_targets(for_scoring(model, spec.eval.merge_lora), eval_sets, model_spec.family,
                                loaded.tokenizer, spec.eval.batch_size, progress, spec.eval.calibration,
@@ -177,7 +218,7 @@ def _encoded_cache(spec: CellSpec, checkpoint: str, processor, data_root: Path) 
     return _ENCODED[key]
 
 
-def _finetuned(loaded, spec: CellSpec, data: TaskData, encoded: EncodedCache, cell: Path) -> tuple:
+def _finetuned(loaded, spec: CellSpec, data: TaskData, encoded: EncodedCache, cell: Path, run) -> tuple:
     """The model after LoRA on the source task (reusing a finished adapter), and its training stats."""
     adapter = cell / "adapter"
     if (adapter / "adapter_config.json").exists():
@@ -191,7 +232,7 @@ def _finetuned(loaded, spec: CellSpec, data: TaskData, encoded: EncodedCache, ce
     images = ImageSource(loaded.processor, spec.model.family, lambda: data.train(spec.source))
     model, stats = finetune(loaded.model, examples, family=spec.model.family, tokenizer=loaded.tokenizer,
                             train=spec.train, out_dir=cell, seed=spec.seed, lora=spec.model.lora, desc=spec.name,
-                            images=images)
+                            images=images, log_metrics=run.log)
     if distributed.is_main():   # every process trained (DeepSpeed); one saves
         with timing.timed("io"):
             tmp = cell / "adapter.tmp"

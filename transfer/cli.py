@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -29,9 +30,25 @@ def _values(value: str) -> list[str]:
 
 def check_overrides(argv: list[str], config_name: str = "config") -> None:
     """Exit with a one-line error if an override names an option that no config group has, a key that no config
-    has (with the nearest valid key), or a bad cell count."""
+    has (with the nearest valid key), a bad cell count, or an outputs folder that cannot be written."""
     _check_group_options(argv)
     _check_keys(argv, config_name)
+    if config_name == "config" and not any(a.startswith(("--help", "-h", "--cfg", "--info", "-c")) for a in argv):
+        _check_outputs(argv)
+
+
+def _check_outputs(argv: list[str]) -> None:
+    """The outputs root must be a folder this process can write (Hydra creates its run folders there first)."""
+    given = [a.partition("=")[2] for a in argv if a.startswith("paths.outputs=")]
+    root = Path(given[-1] if given else os.environ.get("TRANSFER_OUTPUTS", "outputs")).expanduser()
+    if root.exists() and not root.is_dir():
+        _fail(f"paths.outputs={str(root)!r}: expected a folder for the sweeps (this path is a file)")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as err:
+        _fail(f"paths.outputs={str(root)!r}: cannot write there ({err.strerror or err})")
 
 
 def _check_group_options(argv: list[str]) -> None:
@@ -93,12 +110,13 @@ def check_jobs(jobs: object) -> None:
 
 
 def one_line_errors(func):
-    """Report bad input (ValueError, FileNotFoundError) as `error: ...` on one line and exit 2."""
+    """Report bad input (ValueError) and I/O faults (OSError: a missing, read-only or full path, named by the
+    error) as `error: ...` on one line and exit 2."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (ValueError, FileNotFoundError) as err:
+        except (ValueError, OSError) as err:
             _fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
     return wrapper
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from peft import PeftModel
 
-from transfer import timing
+from transfer import faults, timing
 from transfer.answers import extract_choice
 from transfer.batch import last_positions, option_batch, prompt_batch, scoring_batch
 from transfer.progress import Progress
@@ -222,6 +222,7 @@ def evaluate_targets(model, encoded: dict[str, list[dict]], family: str, tokeniz
             loglik = score_examples(model, examples, family, tokenizer.pad_token_id, batch_size, source, batch_tokens)
             result = TaskResult(task, ids, gold, loglik, time.perf_counter() - start, calibration)
         results.append(result)
+        faults.point("mid_eval")
         if progress:
             progress.update(1)
     return results

@@ -5,12 +5,14 @@ A cell is done iff its `scores.parquet` exists; predictions are written first, s
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
+log = logging.getLogger("transfer")
 SCORES, PREDICTIONS, FAILED = "scores.parquet", "predictions.parquet", "FAILED.json"
 
 SCORE_SCHEMA = {
@@ -48,20 +50,45 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def finished_hash(cell: Path) -> str | None:
-    """The config_hash of a finished cell, or None if the cell has no scores yet."""
-    path = cell / SCORES
+def read_record(path: Path, columns: list[str] | None = None) -> pl.DataFrame | None:
+    """A cell's parquet record, or None when it is missing or unreadable (truncated, corrupt): not finished."""
     if not path.exists():
         return None
-    return pl.read_parquet(path, columns=["config_hash"])["config_hash"][0]
+    try:
+        return pl.read_parquet(path, columns=columns)
+    except Exception as err:   # noqa: BLE001 - polars raises several types for a damaged file
+        log.warning("unreadable record %s (%s): the cell counts as not finished", path, str(err).splitlines()[0])
+        return None
+
+
+def finished_hash(cell: Path) -> str | None:
+    """The config_hash of a finished cell: its scores and predictions both readable; else None."""
+    scores = read_record(cell / SCORES, ["config_hash"])
+    if scores is None or scores.is_empty() or read_record(cell / PREDICTIONS, ["idx"]) is None:
+        return None
+    return scores["config_hash"][0]
+
+
+def unreadable_cells(sweep_dir: Path) -> list[dict]:
+    """Cells whose scores exist but whose records cannot be read: holes, named by the file."""
+    out = []
+    for scores in sorted((sweep_dir / "cells").glob(f"*/*/seed=*/{SCORES}")):
+        bad = [p for p in (scores, scores.parent / PREDICTIONS) if read_record(p, None if p == scores else ["idx"])
+               is None]
+        if bad:
+            out.append({"cell": str(scores.parent), "error": f"unreadable record {bad[0]}"})
+    return out
 
 
 def read_sweep(sweep_dir: Path, name: str = SCORES) -> pl.DataFrame:
-    """Concatenate every cell's `name` parquet of a sweep (empty frame if there is none)."""
-    files = sorted((sweep_dir / "cells").glob(f"*/*/seed=*/{name}"))
-    if not files:
+    """Concatenate every finished cell's `name` parquet of a sweep (empty frame if there is none); cells with an
+    unreadable record are left out (unreadable_cells lists them)."""
+    cells = [p.parent for p in sorted((sweep_dir / "cells").glob(f"*/*/seed=*/{SCORES}"))]
+    frames = [read_record(cell / name) for cell in cells if finished_hash(cell) is not None]
+    frames = [f for f in frames if f is not None]
+    if not frames:
         return pl.DataFrame(schema=SCORE_SCHEMA) if name == SCORES else pl.DataFrame()
-    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def failed_cells(sweep_dir: Path) -> list[dict]:

@@ -34,20 +34,23 @@ def latest_sweep(outputs: Path) -> Path:
     return max(sweeps, key=lambda p: max(f.stat().st_mtime for f in (p / "cells").rglob("*")))
 
 
-def missing_cells(scores: pl.DataFrame, failed: list[dict]) -> pl.DataFrame:
-    """Cells of the expected grid (models x [none + 13 tasks] x seeds seen) that have no scores."""
+def missing_cells(scores: pl.DataFrame, failed: list[dict], unreadable: list[dict] = ()) -> pl.DataFrame:
+    """Cells of the expected grid (models x [none + 13 tasks] x seeds seen) that have no usable scores: failed
+    (FAILED.json), unreadable (a damaged record, named) or missing."""
     from transfer.tasks import BASELINE, TASK_NAMES
 
     have = set(scores.select("model", "source_task", "seed").unique().iter_rows())
-    failures = {f["cell"]: f["error"] for f in failed}
+    known = {**{f["cell"]: ("failed", f["error"]) for f in failed},
+             **{u["cell"]: ("unreadable", u["error"]) for u in unreadable}}
     rows = []
     for model in sorted(scores["model"].unique()):
         for seed in sorted(scores["seed"].unique()):
             for source in [BASELINE, *TASK_NAMES]:
                 if (model, source, seed) not in have:
-                    key = next((c for c in failures if c.endswith(f"/{model}/{source}/seed={seed}")), None)
-                    rows.append({"model": model, "source_task": source, "seed": seed,
-                                 "status": "failed" if key else "missing", "error": failures.get(key, "")})
+                    key = next((c for c in known if c.endswith(f"/{model}/{source}/seed={seed}")), None)
+                    status, error = known.get(key, ("missing", ""))
+                    rows.append({"model": model, "source_task": source, "seed": seed, "status": status,
+                                 "error": error})
     return pl.DataFrame(rows, schema={"model": pl.String, "source_task": pl.String, "seed": pl.Int64,
                                       "status": pl.String, "error": pl.String})
 
@@ -84,7 +87,7 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: WandbSpec | None = None, analysis: 
     from transfer.analysis.validation import write_validation
     from transfer.atomic import write_json, write_parquet
     from transfer.pgf import check_consistent, pgf_long
-    from transfer.records import PREDICTIONS, failed_cells, read_sweep
+    from transfer.records import PREDICTIONS, failed_cells, read_sweep, unreadable_cells
     from transfer.stats import cell_intervals
     from transfer.tasks import BASELINE
 
@@ -99,7 +102,7 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: WandbSpec | None = None, analysis: 
     long = pgf_long(scores)
     write_parquet(long, out / "pgf.parquet")
     files = write_matrices(long, scores, out)
-    holes = missing_cells(scores, failed_cells(sweep_dir))
+    holes = missing_cells(scores, failed_cells(sweep_dir), unreadable_cells(sweep_dir))
     write_parquet(holes, out / "missing.parquet")
     for row in holes.iter_rows(named=True):
         log.warning("%s cell %s/%s/seed=%s %s", row["status"], row["model"], row["source_task"], row["seed"],
@@ -125,7 +128,7 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: WandbSpec | None = None, analysis: 
                      out, intervals=intervals, accuracy=accuracy, setup=setup, **(analysis or {}))
     write_json(summary, out / "reduce_summary.json")
     if wandb_cfg:
-        _log_reduce(wandb_cfg, sweep_dir, long, files, result)
+        _log_reduce(wandb_cfg, sweep_dir, scores, long, intervals, files, result, setup)
     log.info("reduced %d cells of %s into %s (%d missing)", setup["cells"], sweep_dir.name, out, holes.height)
     return summary
 
@@ -137,20 +140,37 @@ def _png_paths(figures) -> list[Path]:
     return [Path(figures)] if str(figures).endswith(".png") else []
 
 
-def _log_reduce(wandb_cfg: WandbSpec, sweep_dir: Path, long: pl.DataFrame, files: list[Path], result: dict) -> None:
-    """The reduce W&B run: PGF table, matrices, transferability/malleability, cliques, personas, figures."""
+def _log_reduce(wandb_cfg: WandbSpec, sweep_dir: Path, scores: pl.DataFrame, long: pl.DataFrame,
+                intervals: pl.DataFrame, files: list[Path], result: dict, setup: dict) -> None:
+    """The reduce W&B run (tables, figures, report, its outputs as an artifact made from the cells' artifacts),
+    then each cell run's summary gets its PGF (resumed by its deterministic id)."""
     import wandb
 
-    from transfer.tracking import log_table, wandb_run
+    from transfer.tracking import artifact_name, pgf_summaries, wandb_run
 
+    out = sweep_dir / "reduce"
+    cells = sorted(set(scores.select("model", "source_task", "seed").iter_rows()))
+    inputs = [artifact_name(m, s, k) for m, s, k in cells]
     with wandb_run(wandb_cfg, sweep_dir=sweep_dir, group=sweep_dir.name, job_type="reduce", name="reduce",
-                   run_key="reduce", config={"sweep": sweep_dir.name}) as run:
-        log_table(run, "pgf", long)
+                   run_key="reduce", config=setup, tags=["reduce"]) as run:
+        for name in inputs:
+            run.use_artifact(name)
+        run.log_table("pgf", long)
         for path in files:
-            log_table(run, path.stem, pl.read_csv(path))
+            run.log_table(path.stem, pl.read_csv(path))
         for name in ("scores", "cliques", "personas", "selection"):
-            log_table(run, f"analysis/{name}", result["tables"][name])
+            run.log_table(f"analysis/{name}", result["tables"][name])
         run.log({f"figures/{p.stem}": wandb.Image(str(p)) for p in _png_paths(result["figures"])})
+        run.log({"report": wandb.Html((out / "report.html").read_text())})
+        outputs = [out / name for name in ("pgf.parquet", "pgf_cells.parquet", "analysis.json", "report.html",
+                                           "missing.parquet", "summary.json") if (out / name).exists()]
+        run.log_artifact(f"reduce-{sweep_dir.name}", "reduce-results", outputs,
+                         {"inputs": inputs, "lineage": "offline: inputs listed here" if run.offline else "used"})
+    for (model, source, seed), values in pgf_summaries(long, intervals).items():
+        name = f"{model}/{source}/seed{seed}"
+        with wandb_run(wandb_cfg, sweep_dir=sweep_dir, group=sweep_dir.name, job_type="cell", name=name,
+                       run_key=name, config={}) as cell:
+            cell.summarize(values)
 
 
 def reduce_table(path: Path, out: Path, analysis: dict | None = None) -> dict:

@@ -302,6 +302,11 @@ class DataSpec:
             missing = sorted(set(TASK_NAMES) - present)
             if missing:
                 return f"data.root={self.root!r}: BLINK snapshot lacks configs: {', '.join(missing)}"
+            from transfer.data.blink import check_file, split_files
+
+            for task in TASK_NAMES:
+                for file in split_files(self.root, task, "val"):
+                    check_file(file)
             if self.train_root is not None and not Path(self.train_root).is_dir():
                 return (f"data.train_root={self.train_root!r}: expected a directory of BLINK-format training data "
                         "(<dir>/<Config>/train-*.parquet), or null")
@@ -365,10 +370,17 @@ class SourceSpec:
     name: str = rule(check=_source)
 
 
+def _folder(value: str) -> str | None:
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        return "a folder for the sweeps (this path is a file)"
+    return None
+
+
 @dataclass(frozen=True)
 class PathsSpec:
-    outputs: str = rule()
-    cache: str = rule()
+    outputs: str = rule(check=_folder)
+    cache: str = rule(check=_folder)
 
 
 @dataclass(frozen=True)
@@ -481,7 +493,7 @@ class AnalysisSpec:
 
 @dataclass(frozen=True)
 class OutputsSpec:
-    outputs: str = rule()
+    outputs: str = rule(check=_folder)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import logging
 import re
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from peft import LoraConfig, get_peft_model
 from torch.utils.data import Dataset
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from transfer import timing
+from transfer import faults, timing
 from transfer.batch import training_batch
 from transfer.distributed import setup_env
 from transfer.progress import Progress
@@ -56,10 +57,13 @@ class _Examples(Dataset):
 
 
 class _Monitor(TrainerCallback):
-    """Progress, losses and the time spent inside optimizer steps (forward, backward, update)."""
+    """Progress, losses, the time spent inside optimizer steps (forward, backward, update) and the live metrics
+    handed to `sink` at every Trainer log (loss, learning rate, gradient norm, seconds per step)."""
 
-    def __init__(self, progress: Progress, started: float):
-        self.progress, self.started, self.losses, self._t = progress, started, [], 0.0
+    def __init__(self, progress: Progress, started: float, sink: Callable[[dict], None] | None = None):
+        self.progress, self.started, self.sink = progress, started, sink
+        self.losses: list[float] = []
+        self._t, self._step_seconds = 0.0, []
 
     def on_train_begin(self, args, state, control, **kw):
         timing.add("trainer_setup", time.perf_counter() - self.started)
@@ -68,12 +72,22 @@ class _Monitor(TrainerCallback):
         self._t = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kw):
-        timing.add("model_compute", time.perf_counter() - self._t)
+        seconds = time.perf_counter() - self._t
+        timing.add("model_compute", seconds)
+        self._step_seconds.append(seconds)
         self.progress.update(1)
+        if state.global_step >= max(1, args.max_steps // 2):
+            faults.point("mid_training")
 
     def on_log(self, args, state, control, logs=None, **kw):
-        if logs and "loss" in logs:
-            self.losses.append(float(logs["loss"]))
+        if not logs or "loss" not in logs:
+            return
+        self.losses.append(float(logs["loss"]))
+        if self.sink:
+            steps, self._step_seconds = self._step_seconds, []
+            self.sink({"train/global_step": state.global_step, "train/loss": float(logs["loss"]),
+                       "train/learning_rate": logs.get("learning_rate"), "train/grad_norm": logs.get("grad_norm"),
+                       "train/step_time": sum(steps) / len(steps) if steps else None})
 
 
 def deepspeed_config(path: Path, stage: int) -> dict:
@@ -96,9 +110,11 @@ def apply_lora(model: torch.nn.Module, lora: LoraSpec) -> torch.nn.Module:
 
 
 def finetune(model: torch.nn.Module, examples: list[dict], *, family: str, tokenizer, train: TrainSpec, out_dir: Path,
-             seed: int, lora: LoraSpec | None, desc: str, images=None) -> tuple[torch.nn.Module, TrainStats]:
+             seed: int, lora: LoraSpec | None, desc: str, images=None,
+             log_metrics: Callable[[dict], None] | None = None) -> tuple[torch.nn.Module, TrainStats]:
     """Train on `examples` (encoded) for `train.steps` optimizer steps; returns the trained model. `images`
-    (transfer.encode.ImageSource) makes the pixels of each batch when the examples do not carry them."""
+    (transfer.encode.ImageSource) makes the pixels of each batch when the examples do not carry them;
+    `log_metrics` receives the live training metrics (e.g. a W&B run's log)."""
     if lora is not None:
         set_seed(seed)   # the LoRA init draws from the global RNG: same seed, same cell, in any process
         model = apply_lora(model, lora)
@@ -119,7 +135,7 @@ def finetune(model: torch.nn.Module, examples: list[dict], *, family: str, token
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     progress = Progress(train.steps, desc, unit="step")
     started = time.perf_counter()
-    monitor = _Monitor(progress, started)
+    monitor = _Monitor(progress, started, log_metrics)
     trainer = Trainer(model=model, args=args, train_dataset=_Examples(examples), callbacks=[monitor],
                       data_collator=lambda b: training_batch(b, family, pad, eos, images(b) if images else None))
     trainer.remove_callback(PrinterCallback)

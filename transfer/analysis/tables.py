@@ -22,12 +22,13 @@ def read_pgf_table(path: str | Path) -> pl.DataFrame:
     (`pgf_qwen2.5vl-32B-instruct.csv` → `qwen2.5vl-32B-instruct`).
     """
     path = Path(path)
-    if path.suffix == ".csv":
-        frame = pl.read_csv(path, schema_overrides={"seed": pl.String})
-    elif path.suffix == ".parquet":
-        frame = pl.read_parquet(path)
-    else:
+    if path.suffix not in (".csv", ".parquet"):
         raise ValueError(f"unsupported PGF table {path.name!r}; expected a .csv or .parquet file")
+    try:
+        frame = (pl.read_csv(path, schema_overrides={"seed": pl.String}) if path.suffix == ".csv"
+                 else pl.read_parquet(path))
+    except Exception as err:   # noqa: BLE001 - polars raises several types for a damaged file
+        raise ValueError(f"{path}: unreadable PGF table ({type(err).__name__}: {str(err).splitlines()[0]})") from None
     default_model = path.stem.removeprefix("pgf_")
     return normalise_pgf(frame, default_model=default_model, origin=path.name)
 

@@ -105,12 +105,35 @@ def read_split(root: str | Path, task: str, split: str) -> list[Question]:
     return questions
 
 
-def _read_file(file: Path, task: str) -> list[Question]:
-    frame = pl.read_parquet(file)
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+def check_file(file: Path) -> int:
+    """The number of questions in a BLINK-format parquet file, from its metadata; a one-line error names the file
+    when it cannot be read, lacks a column, holds answers that are not strings or holds no question."""
+    try:
+        schema = pl.read_parquet_schema(file)
+        rows = pl.scan_parquet(file).select(pl.len()).collect().item()
+    except Exception as err:   # noqa: BLE001 - polars raises several types for a damaged file
+        raise ValueError(f"{file}: unreadable parquet ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                         "expected a BLINK-format file") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in schema]
     if missing:
         raise ValueError(f"{file}: missing column(s) {', '.join(missing)}; expected the BLINK columns "
                          f"{', '.join(SCHEMA.names())}")
+    if schema["answer"] != pl.String:
+        raise ValueError(f"{file}: column answer is {schema['answer']}; expected strings like (A)")
+    if schema["choices"] != pl.List(pl.String):
+        raise ValueError(f"{file}: column choices is {schema['choices']}; expected lists of option texts")
+    if rows == 0:
+        raise ValueError(f"{file}: no rows; expected at least one question")
+    return rows
+
+
+def _read_file(file: Path, task: str) -> list[Question]:
+    check_file(file)
+    try:
+        frame = pl.read_parquet(file)
+    except Exception as err:   # noqa: BLE001 - a damaged row group shows only when read
+        raise ValueError(f"{file}: unreadable parquet ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                         "expected a BLINK-format file") from None
     frame = frame.with_columns(pl.lit(None).alias(c) for c in SCHEMA.names() if c not in frame.columns)
     return [_to_question(row, file, n, task) for n, row in enumerate(frame.iter_rows(named=True))]
 
