@@ -39,3 +39,24 @@ def test_bad_eval_options_fail_before_a_cell_starts(override, expected, tmp_path
     out = run_cli(["model=qwen", "source_task=Counting", override], tmp_path)
     assert out.returncode == 2 and out.stderr.strip() == expected
     assert not list(tmp_path.rglob("cells"))   # no cell folder, nothing trained
+
+
+def test_help_and_the_readme_agree(tmp_path):
+    """Every config group that --help lists is in the README's table, and so is every entry point --help names."""
+    import re
+
+    from tests.helpers import ROOT
+
+    out = run_cli(["--help"], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    readme = (ROOT / "README.md").read_text()
+    groups = re.findall(r"^([a-z_/]+): ", out.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0],
+                        re.M)
+    assert {"model", "source_task", "data", "pretrain", "train", "eval", "experiment"} <= set(groups)
+    for group in groups:
+        assert f"| `{group}` |" in readme, group
+    for module in set(re.findall(r"python -m (transfer\.\w+)", out.stdout)):
+        assert f"python -m {module}" in readme, module
+    for option in re.findall(r"^model: (.*)$", out.stdout, re.M)[0].split(", "):
+        assert option.replace("qwen2.5vl-3b", "qwen2.5vl-3b/7b/32b") in readme or option in (
+            "qwen2.5vl-7b", "qwen2.5vl-32b"), option

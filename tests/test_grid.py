@@ -238,3 +238,67 @@ def test_a_none_cell_of_another_seed_copies_the_finished_baseline(grid):
     recomputed = pl.read_parquet(cells / "seed=1" / "scores.parquet")
     assert recomputed["eval_seconds"].min() > 0.0                    # overwrite=true evaluates the base again
     assert recomputed["correct"].to_list() == scores["correct"].to_list()
+
+
+@pytest.fixture(scope="module")
+def selection(grid):
+    """The data-selection experiment on the grid: two targets, every arm, one seed."""
+    sweep, _ = grid
+    args = ["from_sweep=test", "model=qwen", "targets=[Art_Style,Counting]", "k=2", "seeds=[0]", "n_boot=200",
+            "overrides=['experiment=test']", "sweep=sel"]
+    out = run_cli(args, sweep.parent, module="transfer.select")
+    assert out.returncode == 0, out.stderr[-3000:]
+    return sweep.parent / "sel", args
+
+
+def test_selection_runs_every_arm_and_writes_finite_statistics(selection):
+    import json
+
+    sweep, _ = selection
+    plan = json.loads((sweep / "selection" / "selection.json").read_text())
+    assert {r["arm"] for r in plan["roles"] if r["target_task"] == "Counting"} >= {
+        "base", "direct", "uniform", "random", "pgf_top", "pgf_weighted", "pgf_centred", "bottom"}
+    assert sum(r["arm"] == "random" for r in plan["roles"] if r["target_task"] == "Art_Style") == 5
+    assert any(r["arm"] == "oracle" for r in plan["roles"] if r["target_task"] == "Art_Style")   # planted donors
+    accuracy = pl.read_csv(sweep / "selection" / "budget=1" / "accuracy.csv")
+    assert set(accuracy["arm"]) >= {"base", "direct", "random", "pgf_top", "bottom"}
+    assert accuracy.select(pl.col("accuracy", "ci_low", "ci_high").is_finite().all()).row(0) == (True,) * 3
+    for target, questions in plan["questions"].items():   # scored on the scoring half only, never on the other
+        assert not set(questions["selection"]) & set(questions["scoring"])
+        assert set(accuracy.filter(target_task=target)["n_questions"]) == {len(questions["scoring"])}
+    versus = pl.read_csv(sweep / "selection" / "budget=1" / "versus_random.csv")
+    assert set(versus["arm"]) == {"pgf_top", "pgf_weighted", "pgf_centred"} and versus["difference"].is_finite().all()
+    assert (sweep / "selection" / "report.html").stat().st_size > 0
+    assert (sweep / "selection" / "budget=1" / "target_Counting.png").exists()
+
+
+def test_selection_never_reads_the_scored_questions(grid, selection):
+    """The PGF that chooses the sources is the same whatever the scoring half's predictions say."""
+    import json
+
+    from transfer.selection.experiment import selection_pgf, source_predictions
+
+    sweep, _ = grid
+    plan = json.loads((selection[0] / "selection" / "selection.json").read_text())
+    chosen = {t: q["selection"] for t, q in plan["questions"].items()}
+    scored = {(t, i) for t, q in plan["questions"].items() for i in q["scoring"]}
+    predictions = source_predictions(sweep, "qwen")
+    flipped = predictions.with_columns(
+        pl.when(pl.struct("target_task", "idx").map_elements(lambda r: (r["target_task"], r["idx"]) in scored,
+                                                             return_dtype=pl.Boolean))
+        .then(~pl.col("correct")).otherwise(pl.col("correct")).alias("correct"))
+    assert not flipped["correct"].equals(predictions["correct"])
+    assert selection_pgf(flipped, "qwen", chosen).equals(selection_pgf(predictions, "qwen", chosen))
+
+
+def test_a_mixture_cell_is_skipped_on_rerun_and_refused_on_a_changed_config(selection):
+    import json
+
+    sweep, args = selection
+    again = run_cli(args, sweep.parent, module="transfer.select")
+    assert again.returncode == 0, again.stderr[-3000:]
+    n_cells = json.loads((sweep / "selection" / "selection.json").read_text())["cells"]
+    assert (again.stdout + again.stderr).count("skip finished cell") == n_cells
+    changed = run_cli(["model=qwen", f"mix.arms={sweep / 'selection' / 'arms.json'}", "mix.arm=1", "experiment=test",
+                       "sweep=sel", "train.steps=5"], sweep.parent)
+    assert changed.returncode == 2 and "overwrite=true" in changed.stderr and changed.stderr.count("\n") == 1

@@ -9,17 +9,18 @@ from hydra.utils import instantiate
 
 from tests.helpers import compose, compose_spec
 from transfer.cli import group_options
+from transfer.data.blink import write_split
+from transfer.embedded.suite import generate_rows
 from transfer.spec import CellSpec, ReduceSpec, SpecError, unknown_key
 from transfer.tasks import TASK_NAMES
 
 
 @pytest.fixture(scope="module")
 def blink_root(tmp_path_factory):
-    """The layout a BLINK snapshot must have to pass the spec: a folder with a parquet file per task."""
+    """A BLINK-layout snapshot that passes the spec's checks: a readable val file per task."""
     root = tmp_path_factory.mktemp("BLINK")
     for task in TASK_NAMES:
-        (root / task).mkdir()
-        (root / task / "val-00000-of-00001.parquet").write_bytes(b"")
+        write_split(root, task, "val", generate_rows(task, 2, seed=0, split="val"))
     return root
 
 
@@ -66,6 +67,13 @@ def test_experiment_paper_is_the_papers_setup(blink_root):
     spec = CellSpec.from_config(cfg)
     assert spec.data.source == "blink" and spec.model.lora.r == 8 and spec.model.lora.alpha == 16
     assert spec.train.schedule == "cosine" and spec.train.bf16 and spec.train.activation_checkpointing
+    sizes = {m: compose_spec("experiment=paper", f"data.root={blink_root}", f"model={m}") for m in
+             ("qwen2.5vl-3b", "qwen2.5vl-7b", "qwen2.5vl-32b")}
+    for m, s in sizes.items():   # every size trains on the same batches, whatever its GPUs
+        gpus = s.model.resources.gpus
+        assert gpus == {"qwen2.5vl-3b": 1, "qwen2.5vl-7b": 2, "qwen2.5vl-32b": 8}[m]
+        step = s.train.for_world(gpus)
+        assert step.batch_size * step.grad_accum * gpus == s.train.global_batch == 16
     params = cfg.hydra.sweeper.params
     assert params.model.split(",") == ["qwen2.5vl-3b", "qwen2.5vl-7b", "qwen2.5vl-32b"]
     assert params.seed.split(",") == ["0", "1", "2", "3"] and params.source_task == "glob(*)"
@@ -106,6 +114,9 @@ def test_config_hash_covers_what_is_computed_and_nothing_else():
     spec = compose_spec("model=qwen", "source_task=Counting")
     same = dataclasses.replace(spec, seed=3, sweep="other", overwrite=True, threads=1)
     assert same.config_hash() == spec.config_hash()
+    real = compose_spec("model=qwen2.5vl-7b")
+    moved = compose_spec("model=qwen2.5vl-7b", "model.resources.time_min=60", "model.resources.mem_gb=8")
+    assert moved.config_hash() == real.config_hash()   # where a cell runs is not what it computes
     assert dataclasses.replace(spec, targets=["Counting"]).config_hash() != spec.config_hash()
 
 

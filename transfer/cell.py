@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import random
 import shutil
 import socket
 import time
@@ -196,7 +197,7 @@ def _finetune_and_evaluate(spec: CellSpec, data: TaskData, checkpoint: str, cell
     images = {t: ImageSource(loaded.processor, model_spec.family, lambda t=t: data.eval(t))
               for t in spec.target_tasks}
     model, stats = loaded.model, TrainStats(0, 0, 0.0)
-    if spec.source != BASELINE:
+    if spec.finetunes:
         model, stats = _finetuned(loaded, spec, data, encoded, cell, run)
     progress = Progress(len(eval_sets), f"eval {spec.name}", unit="task")
     results = evaluate_targets(for_scoring(model, spec.eval.merge_lora), eval_sets, model_spec.family,
@@ -219,19 +220,25 @@ def _encoded_cache(spec: CellSpec, checkpoint: str, processor, data_root: Path) 
 
 
 def _finetuned(loaded, spec: CellSpec, data: TaskData, encoded: EncodedCache, cell: Path, run) -> tuple:
-    """The model after LoRA on the source task (reusing a finished adapter), and its training stats."""
+    """The model after LoRA on the source task or mixture (reusing a finished adapter), and its training stats."""
     adapter = cell / "adapter"
     if (adapter / "adapter_config.json").exists():
         log.info("reusing finished adapter %s", adapter)
         return PeftModel.from_pretrained(loaded.model, adapter), TrainStats(0, 0, 0.0)
-    examples = encoded.get(f"{spec.source}-train-{spec.data.train_limit}", lambda: data.train(spec.source),
-                           remember=False)
-    if not examples:
-        raise ValueError(f"source_task={spec.source} has no training questions in {data.train_root or data.root}; "
+    tasks = training_tasks(spec)
+    pools = {t: encoded.get(f"{t}-train-{spec.data.train_limit}", lambda t=t: data.train(t), remember=False)
+             for t in tasks}
+    empty = [t for t in tasks if not pools[t]]
+    if empty:
+        raise ValueError(f"source_task={empty[0]} has no training questions in {data.train_root or data.root}; "
                          "expected a non-empty train split (or more val questions to split)")
-    images = ImageSource(loaded.processor, spec.model.family, lambda: data.train(spec.source))
+    examples = mixture_examples(pools, spec.mixture, spec.seed) if spec.mixture else pools[spec.source]
+    images = ImageSource(loaded.processor, spec.model.family, lambda: [q for t in tasks for q in data.train(t)])
+    train = spec.train
+    if spec.mixture and spec.mixture.steps_scale < 1:   # the budget curve: a share of the steps
+        train = dataclasses.replace(train, steps=max(1, round(train.steps * spec.mixture.steps_scale)))
     model, stats = finetune(loaded.model, examples, family=spec.model.family, tokenizer=loaded.tokenizer,
-                            train=spec.train, out_dir=cell, seed=spec.seed, lora=spec.model.lora, desc=spec.name,
+                            train=train, out_dir=cell, seed=spec.seed, lora=spec.model.lora, desc=spec.name,
                             images=images, log_metrics=run.log)
     if distributed.is_main():   # every process trained (DeepSpeed); one saves
         with timing.timed("io"):
@@ -244,11 +251,37 @@ def _finetuned(loaded, spec: CellSpec, data: TaskData, encoded: EncodedCache, ce
     return model, stats
 
 
+def training_tasks(spec: CellSpec) -> list[str]:
+    """The tasks a cell trains on: its source task, or its mixture's tasks (none for `none` and the base arm)."""
+    if spec.mixture:
+        return list(spec.mixture.tasks)
+    return [spec.source] if spec.finetunes else []
+
+
+def mixture_examples(pools: dict[str, list[dict]], mixture, seed: int) -> list[dict]:
+    """`mixture.examples` training examples in all, shared among the tasks by the mixture's weights (largest
+    remainders round), each task's drawn at random without replacement (seeded by the cell's seed; a pool smaller
+    than its share gives all it has)."""
+    total = sum(mixture.weights)
+    exact = [w / total * mixture.examples for w in mixture.weights]
+    counts = [int(x) for x in exact]
+    for i in sorted(range(len(exact)), key=lambda i: (counts[i] - exact[i], i))[:mixture.examples - sum(counts)]:
+        counts[i] += 1
+    out = []
+    for task, n in zip(mixture.tasks, counts):
+        pool = pools[task]
+        if n > len(pool):
+            log.warning("mixture %s: %s has %d training questions, its share is %d: all are used", mixture.label,
+                        task, len(pool), n)
+        out += random.Random(f"{seed}/{task}/mix").sample(pool, min(n, len(pool)))
+    return out
+
+
 def _frames(spec: CellSpec, data: TaskData, checkpoint: str, results: list[TaskResult], stats: TrainStats,
             chash: str):
     common = dict(sweep=spec.sweep, model=spec.model.name, source_task=spec.source, seed=spec.seed)
     commit, created = git_commit(), now_iso()
-    trained_on = data.revision(spec.source, "train") if spec.source != BASELINE else None
+    trained_on = " ".join(data.revision(t, "train") for t in training_tasks(spec)) or None
     scores = [{**common, "checkpoint": checkpoint, "data_source": spec.data.source, "eval_mode": r.mode,
                "calibration": spec.eval.calibration, "target_task": r.task, "n": len(r.gold),
                "correct": sum(r.correct), "accuracy": sum(r.correct) / len(r.gold), "chance": get_task(r.task).chance,
@@ -271,10 +304,9 @@ def _frames(spec: CellSpec, data: TaskData, checkpoint: str, results: list[TaskR
 def _record_holdout(data: TaskData, spec: CellSpec, cell: Path) -> None:
     """BLINK without data.train_root: val is split by idx hash; warn, and record which questions are which."""
     fraction = spec.data.holdout_train_fraction
-    train = [q.idx for q in data.train(spec.source)] if spec.source != BASELINE else []
     write_json({"holdout": True, "train_fraction": fraction, "root": str(data.root),
-                "method": "per task, stratified by answer: sha256(task/idx) order, first round(fraction*n) train",
-                "train_idx": {spec.source: train} if train else {},
+                "method": "per task, stratified by answer: sha256(task/idx) order, round(fraction*n) train in all",
+                "train_idx": {t: [q.idx for q in data.train(t)] for t in training_tasks(spec)},
                 "eval_idx": {t: [q.idx for q in data.eval(t)] for t in spec.target_tasks}}, cell / SPLIT)
     log.warning("data.train_root is not set: BLINK val is split by idx hash into training (%.0f%%) and evaluation "
                 "questions, disjoint per task; recorded in %s", 100 * fraction, cell / SPLIT)

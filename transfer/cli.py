@@ -31,6 +31,7 @@ def _values(value: str) -> list[str]:
 def check_overrides(argv: list[str], config_name: str = "config") -> None:
     """Exit with a one-line error if an override names an option that no config group has, a key that no config
     has (with the nearest valid key), a bad cell count, or an outputs folder that cannot be written."""
+    _check_syntax(argv)
     _check_group_options(argv)
     _check_keys(argv, config_name)
     if config_name == "config" and not any(a.startswith(("--help", "-h", "--cfg", "--info", "-c")) for a in argv):
@@ -49,6 +50,22 @@ def _check_outputs(argv: list[str]) -> None:
             pass
     except OSError as err:
         _fail(f"paths.outputs={str(root)!r}: cannot write there ({err.strerror or err})")
+
+
+def _check_syntax(argv: list[str]) -> None:
+    """Hydra's override grammar, checked first so that a syntax error is one line naming the override."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException as err:
+            hint = "; quote values holding '=' or ',' (e.g. \"overrides=['experiment=test']\")" if "[" in arg else ""
+            _fail(f"cannot parse the override {arg!r}: {str(err).splitlines()[0]}{hint}")
 
 
 def _check_group_options(argv: list[str]) -> None:
@@ -91,7 +108,8 @@ def _check_keys(argv: list[str], config_name: str) -> None:
     from transfer.spec import flat_keys, unknown_key
 
     groups = [f"{k}={_first_option(k, v)}" for k, _, v in (a.partition("=") for a in argv)
-              if k in CHECKED_GROUPS and k != "hydra/launcher" and v not in ("", "null")]
+              if k in CHECKED_GROUPS and k != "hydra/launcher" and v not in ("", "null")
+              and (config_name == "config" or k == "model")]   # select has the model group, reduce none
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=groups)
     tree = OmegaConf.to_container(cfg, resolve=False)

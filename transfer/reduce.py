@@ -81,8 +81,11 @@ def raw_counts(scores: pl.DataFrame, predictions: pl.DataFrame) -> tuple[pl.Data
 
 
 def reduce_sweep(sweep_dir: Path, wandb_cfg: WandbSpec | None = None, analysis: dict | None = None,
-                 n_boot: int = 1000, pgf_from: str = "scored") -> dict:
-    """Build every reduce output of `sweep_dir` into `sweep_dir/reduce/`; returns a short summary."""
+                 n_boot: int = 1000, pgf_from: str = "scored", analysis_on: str = "observed") -> dict:
+    """Build every reduce output of `sweep_dir` into `sweep_dir/reduce/`; returns a short summary.
+
+    A partial grid is completed (`complete_partial_grid`); `analysis_on` (observed | completed) says which matrix
+    the analysis reads."""
     from transfer.analysis import analyze
     from transfer.analysis.validation import write_validation
     from transfer.atomic import write_json, write_parquet
@@ -124,13 +127,51 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: WandbSpec | None = None, analysis: 
     based = scores.filter(pl.col("model").is_in(with_base))
     write_validation(intervals, long, based, out)   # summary.json
     accuracy = based.select("model", "source_task", "target_task", "seed", "accuracy", "chance")
-    result = analyze(long.select("model", "source_task", "target_task", pl.col("seed").cast(pl.String), "pgf"),
-                     out, intervals=intervals, accuracy=accuracy, setup=setup, **(analysis or {}))
+    pgf, predicted = complete_partial_grid(long, out, analysis_on)
+    result = analyze(pgf, out, intervals=intervals, accuracy=accuracy, setup={**setup, "analysis_on": analysis_on},
+                     predicted=predicted, **(analysis or {}))
     write_json(summary, out / "reduce_summary.json")
     if wandb_cfg:
         _log_reduce(wandb_cfg, sweep_dir, scores, long, intervals, files, result, setup)
     log.info("reduced %d cells of %s into %s (%d missing)", setup["cells"], sweep_dir.name, out, holes.height)
     return summary
+
+
+def complete_partial_grid(long: pl.DataFrame, out: Path, analysis_on: str) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """(PGF frame to analyse, predicted cells or None). A grid missing some (model, source, seed) cell is completed
+    (transfer.analysis.completion): completion.parquet (every cell: pgf, observed, interval), next_cells.csv (the
+    cells to run next, most informative first), pgf_completed_<model>.csv and heatmap_completed_<model>.png (predicted
+    cells outlined). With analysis_on=completed the analysis reads the completed matrix, else the observed cells."""
+    from transfer.analysis import plot_heatmap, predicted_mask
+    from transfer.analysis.completion import complete, completed_pgf, next_cells
+    from transfer.analysis.tables import seed_mean_matrix
+    from transfer.atomic import write_bytes, write_parquet
+    from transfer.tasks import TASK_NAMES
+
+    observed = long.select("model", "source_task", "target_task", pl.col("seed").cast(pl.String), "pgf")
+    runs = observed.select("model", "source_task", "seed").unique()
+    seeds = runs.group_by("model").agg(pl.col("seed").n_unique())
+    if runs.height == len(TASK_NAMES) * seeds["seed"].sum():
+        return observed, None
+    if sorted(observed["target_task"].unique()) != sorted(TASK_NAMES):
+        log.warning("partial grid not completed: completion needs every cell to evaluate all %d tasks", len(TASK_NAMES))
+        return observed, None
+    completion = complete(observed, tasks=TASK_NAMES)
+    write_parquet(completion, out / "completion.parquet")
+    ranked = next_cells(observed, tasks=TASK_NAMES)
+    ranked = ranked.with_columns(pl.concat_str("model", "source_task", "seed", separator="/").alias("cell"))
+    write_bytes(out / "next_cells.csv", ranked.write_csv().encode())
+    predicted = completion.filter(~pl.col("observed")).select("model", "source_task", "target_task")
+    filled = completed_pgf(observed, completion).drop("predicted")
+    for model in sorted(filled["model"].unique()):
+        tasks, mean = seed_mean_matrix(filled, model)
+        write_bytes(out / f"pgf_completed_{model}.csv", pl.DataFrame(mean, schema=tasks, orient="row").insert_column(
+            0, pl.Series("source_task", tasks)).write_csv().encode())
+        plot_heatmap(mean, tasks, f"{model}: completed PGF, source → target", out / f"heatmap_completed_{model}.png",
+                     predicted_mask=predicted_mask(predicted, model, tasks))
+    log.info("partial grid: %d of %d cells predicted (reduce/completion.parquet); the next cells to run are in "
+             "reduce/next_cells.csv; analysis on the %s matrix", predicted.height, completion.height, analysis_on)
+    return (filled, predicted) if analysis_on == "completed" else (observed, None)
 
 
 def _png_paths(figures) -> list[Path]:
@@ -195,7 +236,7 @@ def main(cfg: DictConfig) -> None:
         return
     outputs = Path(spec.paths.outputs)
     sweep_dir = outputs / spec.sweep if spec.sweep else latest_sweep(outputs)
-    reduce_sweep(sweep_dir, spec.wandb, analysis, spec.n_boot, spec.pgf_from)
+    reduce_sweep(sweep_dir, spec.wandb, analysis, spec.n_boot, spec.pgf_from, spec.analysis_on)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,11 @@ from transfer.threads import limit_threads
 @one_line_errors
 def main(cfg: DictConfig) -> dict:
     spec = CellSpec.from_config(cfg)   # every bad value fails here, in one line
+    if spec.plan:   # a single cell's plan (a multirun's launcher prints the grid's)
+        from transfer.plan import make_plan, show_plan
+
+        show_plan(make_plan([spec], [True]), spec.sweep_dir)
+        return {"cell": spec.name, "status": "planned"}
     if spec.threads:
         limit_threads(spec.threads)   # before torch is imported, so that OpenMP takes the limit too
     from transfer.cell import run_cell  # heavy imports after the spec is checked

@@ -15,6 +15,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +32,7 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 DEEPSPEED_DIR = Path(__file__).resolve().parents[1] / "conf" / "train" / "deepspeed"
 # Keys that name a cell or steer the run, not what is computed: left out of config_hash.
-VOLATILE_KEYS = ("source_task", "seed", "sweep", "overwrite", "paths", "wandb", "threads", "grid", "plan")
+VOLATILE_KEYS = ("source_task", "seed", "sweep", "overwrite", "paths", "wandb", "threads", "grid", "plan", "mix")
 
 
 class SpecError(ValueError):
@@ -79,9 +80,13 @@ def _coerce(value: Any, kind: Any, key: str, meta: dict) -> Any:
             raise _fail(key, value, f"one of: {', '.join(map(str, args))}")
         return value
     if origin is list:
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise _fail(key, value, "a list of names, e.g. [a,b]")
-        value = list(value)
+        item = args[0] if args else str
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, str) if item is str else _is_number(v) and (item is float or isinstance(v, int))
+                for v in value):
+            raise _fail(key, value, meta["expected"] or ("a list of names, e.g. [a,b]" if item is str
+                                                         else f"a list of {item.__name__} values"))
+        value = [float(v) for v in value] if item is float else list(value)
     elif kind is bool:
         if not isinstance(value, bool):
             raise _fail(key, value, "true or false")
@@ -344,6 +349,7 @@ class TrainSpec:
     steps: int = rule(ge=1)
     batch_size: int = rule(ge=1)
     grad_accum: int = rule(ge=1)
+    global_batch: int | None = rule(ge=1)
     lr: float = rule(gt=0)
     weight_decay: float = rule(ge=0)
     schedule: str = rule(check=lambda v: None if v in SCHEDULES else f"one of: {', '.join(SCHEDULES)}")
@@ -353,6 +359,17 @@ class TrainSpec:
     bf16: bool = rule()
     activation_checkpointing: bool = rule()
     deepspeed: DeepSpeedSpec | None = rule()
+
+    def for_world(self, world: int) -> TrainSpec:
+        """The spec with grad_accum set so that a step sees `global_batch` questions over `world` processes (every
+        size of a model then trains on the same batches, whatever its GPUs); itself without a global batch."""
+        if self.global_batch is None:
+            return self
+        per_step = self.batch_size * world
+        if self.global_batch % per_step:
+            raise SpecError(f"train.global_batch={self.global_batch}: expected a multiple of train.batch_size x "
+                            f"processes = {self.batch_size} x {world}")
+        return dataclasses.replace(self, grad_accum=self.global_batch // per_step)
 
 
 @dataclass(frozen=True)
@@ -368,6 +385,62 @@ class EvalSpec:
 @dataclass(frozen=True)
 class SourceSpec:
     name: str = rule(check=_source)
+
+
+@dataclass(frozen=True)
+class MixtureSpec:
+    """A training mixture of source tasks (the data-selection experiment's arms, transfer.selection)."""
+    label: str          # the cell's name in place of a source task
+    tasks: tuple[str, ...]
+    weights: tuple[float, ...]
+    examples: int       # training questions in all (every arm of an experiment gets the same)
+    steps_scale: float  # share of train.steps (the budget curve)
+
+
+@dataclass(frozen=True)
+class MixSpec:
+    """`mix.arms` (a JSON list the selection experiment writes) and `mix.arm` (an index into it): the cell trains
+    on that arm's mixture instead of a source task (with source_task=none)."""
+    arms: str | None = rule()
+    arm: int | None = rule(ge=0)
+
+    def check(self) -> str | None:
+        if (self.arms is None) != (self.arm is None):
+            return "mix.arms and mix.arm: expected both set (a mixture cell), or both null"
+        if self.arms is None:
+            return None
+        try:
+            arms = json.loads(Path(self.arms).read_text())
+        except (OSError, ValueError) as err:
+            return f"mix.arms={self.arms!r}: expected a readable JSON list of arms ({err})"
+        if not isinstance(arms, list) or self.arm >= len(arms):
+            return f"mix.arm={self.arm}: expected an index below the {len(arms)} arms of {self.arms}"
+        return _mixture_problem(arms[self.arm], f"mix.arm={self.arm}")
+
+    @property
+    def mixture(self) -> MixtureSpec | None:
+        if self.arms is None:
+            return None
+        entry = json.loads(Path(self.arms).read_text())[self.arm]
+        return MixtureSpec(entry["label"], tuple(entry["tasks"]), tuple(float(w) for w in entry["weights"]),
+                           int(entry["examples"]), float(entry.get("steps_scale", 1.0)))
+
+
+def _mixture_problem(entry: dict, key: str) -> str | None:
+    if not isinstance(entry, dict) or not {"label", "tasks", "weights", "examples"} <= set(entry):
+        return f"{key}: expected an arm with label, tasks, weights and examples"
+    if _safe_name(str(entry["label"])):
+        return f"{key}: label {entry['label']!r} is not one folder name"
+    tasks, weights = entry["tasks"], entry["weights"]
+    if any(t not in TASK_NAMES for t in tasks) or len(set(tasks)) != len(tasks):
+        return f"{key}: tasks {tasks!r}: expected distinct tasks from: {', '.join(TASK_NAMES)}"
+    if len(weights) != len(tasks) or any(not _is_number(w) or w < 0 for w in weights) or (tasks and not sum(weights)):
+        return f"{key}: weights {weights!r}: expected one share >= 0 per task, not all 0"
+    if not isinstance(entry["examples"], int) or entry["examples"] < 1:
+        return f"{key}: examples {entry['examples']!r}: expected a whole number >= 1"
+    if not _is_number(entry.get("steps_scale", 1.0)) or not 0 < entry.get("steps_scale", 1.0) <= 1:
+        return f"{key}: steps_scale {entry.get('steps_scale')!r}: expected a share of train.steps in (0, 1]"
+    return None
 
 
 def _folder(value: str) -> str | None:
@@ -418,6 +491,7 @@ class CellSpec:
     wandb: WandbSpec = rule()
     grid: GridSpec = rule()
     plan: bool = rule()
+    mix: MixSpec = rule()
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> CellSpec:
@@ -426,7 +500,22 @@ class CellSpec:
 
     @property
     def source(self) -> str:
-        return self.source_task.name
+        """The cell's source: a task, `none`, or a mixture's label."""
+        mixture = self.mixture
+        return mixture.label if mixture else self.source_task.name
+
+    @cached_property
+    def mixture(self) -> MixtureSpec | None:
+        return self.mix.mixture
+
+    @property
+    def finetunes(self) -> bool:
+        return self.source != BASELINE and (self.mixture is None or bool(self.mixture.tasks))
+
+    def check(self) -> str | None:
+        if self.mix.arms is not None and self.source_task.name != BASELINE:
+            return f"source_task={self.source_task.name}: expected none with mix.arms (a mixture cell)"
+        return None
 
     @property
     def target_tasks(self) -> list[str]:
@@ -449,8 +538,12 @@ class CellSpec:
         return dataclasses.asdict(self)
 
     def config_hash(self) -> str:
-        """Hash of what the cell computes: the spec minus cell identity and run-control keys."""
+        """Hash of what the cell computes: the spec minus cell identity and run-control keys (a mixture's tasks,
+        shares, examples and steps are what it computes, its label and file are its identity)."""
         data = {k: v for k, v in self.to_dict().items() if k not in VOLATILE_KEYS}
+        data["model"].pop("resources")   # where a cell runs on a cluster, not what it computes
+        if self.mixture:
+            data["mixture"] = {k: v for k, v in dataclasses.asdict(self.mixture).items() if k != "label"}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -507,6 +600,7 @@ class ReduceSpec:
     paths: OutputsSpec = rule()
     analysis: AnalysisSpec = rule()
     wandb: WandbSpec = rule()
+    analysis_on: Literal["observed", "completed"] = rule(default="observed", has_default=True)
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> ReduceSpec:
@@ -527,4 +621,35 @@ class RescoreSpec:
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> RescoreSpec:
+        return _read(cls, as_dict(cfg))
+
+
+def _budgets(value: list) -> str | None:
+    if not value or any(not _is_number(b) or not 0 < b <= 1 for b in value):
+        return "a non-empty list of shares of train.steps in (0, 1], e.g. [0.25,0.5,1.0]"
+    return None
+
+
+@dataclass(frozen=True)
+class SelectSpec:
+    """The data-selection experiment's keys (conf/select.yaml)."""
+    sweep: str = rule(check=_safe_name)
+    from_sweep: str = rule(check=_safe_name)
+    model: ModelSpec = rule()
+    targets: list[str] = rule(check=lambda v: _targets(v) if v else "a non-empty list of target tasks")
+    k: int = rule(ge=1, le=12)
+    n_random: int = rule(ge=5)
+    seeds: list[int] = rule(check=lambda v: None if v and all(isinstance(s, int) and s >= 0 for s in v)
+                            else "a non-empty list of whole numbers >= 0")
+    budgets: list[float] = rule(check=_budgets)
+    examples: int | None = rule(ge=1)
+    split_salt: str = rule()
+    n_boot: int = rule(ge=100)
+    run: bool = rule()
+    overrides: list[str] = rule()
+    paths: OutputsSpec = rule()
+    wandb: WandbSpec = rule()
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig | dict) -> SelectSpec:
         return _read(cls, as_dict(cfg))

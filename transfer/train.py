@@ -21,7 +21,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 
 from transfer import faults, timing
 from transfer.batch import training_batch
-from transfer.distributed import setup_env
+from transfer.distributed import setup_env, world_size
 from transfer.progress import Progress
 from transfer.spec import LoraSpec, TrainSpec
 
@@ -121,6 +121,7 @@ def finetune(model: torch.nn.Module, examples: list[dict], *, family: str, token
     ds = train.deepspeed
     if ds:
         setup_env(ds.master_port)
+    train = train.for_world(world_size())
     args = TrainingArguments(
         output_dir=str(out_dir / "checkpoints"), max_steps=train.steps,
         per_device_train_batch_size=train.batch_size, gradient_accumulation_steps=train.grad_accum,

@@ -12,10 +12,14 @@ DeepSpeed port.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import itertools
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -46,8 +50,8 @@ class LocalLauncher(BasicLauncher):
         self.validate = validate
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        if self.validate:
-            preflight.check_jobs(self, job_overrides)
+        if self.validate:   # the grid's subset; with plan=true the plan is printed and nothing runs
+            job_overrides, _ = preflight.prepare(self, job_overrides, self._describe)
         grid = _GridProgress(len(job_overrides), min(self.jobs, len(job_overrides)))
         if self.jobs == 1 or len(job_overrides) == 1:
             runs = []
@@ -56,6 +60,12 @@ class LocalLauncher(BasicLauncher):
                 grid.cell_done(runs[-1])
             return runs
         return self._launch_parallel(job_overrides, initial_job_idx, grid)
+
+    def _describe(self, job_overrides: Sequence[Sequence[str]], specs: list) -> list[str]:
+        """The plan's line for this launcher: where and how many cells at a time."""
+        workers = min(self.jobs, len(job_overrides)) or 1
+        return [f"local launcher: {len(job_overrides)} cells on this machine, {workers} at a time (the wall time is "
+                f"about the cell time / {workers})"]
 
     def _launch_parallel(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
                          grid: _GridProgress) -> list[JobReturn]:
@@ -168,9 +178,20 @@ class _GridProgress:
 
 
 def _init_worker(threads: int) -> None:
+    die_with_parent()
     os.environ["TRANSFER_PLAIN_PROGRESS"] = "1"   # progress bars of side-by-side cells would overwrite each other
     limit_threads(threads)
     quiet_libraries()   # as in the sweep's own process
+
+
+def die_with_parent() -> None:
+    """Have the kernel kill this worker when the sweep's process dies (Linux), so no cell goes on writing after a
+    kill -9 of the sweep: its half-done cell is not finished and the next run computes it again."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+        if os.getppid() == 1:   # the parent died before the call
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _run_cell(payload: bytes) -> bytes:

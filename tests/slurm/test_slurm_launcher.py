@@ -26,6 +26,7 @@ def _app_command(sweep_dir: Path, *overrides: str) -> list[str]:
         sys.executable, str(APP / "app.py"), "-m", "hydra/launcher=slurm",
         f"hydra.searchpath=[file://{ROOT}/conf]",
         f"hydra.sweep.dir={sweep_dir}",
+        "hydra.launcher.validate=false",   # the toy app has no cell spec
         f"hydra.launcher.reducer_command='python {APP}/reduce.py ${{hydra.sweep.dir}}'",
         *overrides,
     ]  # fmt: skip

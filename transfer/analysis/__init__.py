@@ -36,7 +36,7 @@ from transfer.pgf import base_rows
 from transfer.stats import permutation_test, spearman, wilcoxon_signed_rank
 from transfer.tasks import BASELINE
 
-__all__ = ["analyze", "plot_heatmap", "read_pgf_table", "seed_mean_matrix"]
+__all__ = ["analyze", "plot_heatmap", "predicted_mask", "read_pgf_table", "seed_mean_matrix"]
 
 _SCORE_KEYS = {"delta_pos": ("transferability", "positive"), "delta_neg": ("transferability", "negative"),
                "theta_pos": ("malleability", "positive"), "theta_neg": ("malleability", "negative")}
@@ -45,7 +45,7 @@ _SCORE_KEYS = {"delta_pos": ("transferability", "positive"), "delta_neg": ("tran
 def analyze(pgf: pl.DataFrame, out_dir: Path, *, include_diagonal: bool = False, graph_threshold: float = 0.25,
             clique_min_pgf: float = 0.0, selection_threshold: float = 0.1, intervals: pl.DataFrame | None = None,
             accuracy: pl.DataFrame | None = None, setup: dict | None = None, persona_alpha: float = 0.05,
-            persona_permutations: int = 1000, seed: int = 0) -> dict:
+            persona_permutations: int = 1000, seed: int = 0, predicted: pl.DataFrame | None = None) -> dict:
     """Compute every finding for every model in `pgf`, write them to out_dir, return the analysis dict.
 
     The return value is the content of analysis.json plus `figures` (absolute paths: per model heatmap
@@ -55,6 +55,8 @@ def analyze(pgf: pl.DataFrame, out_dir: Path, *, include_diagonal: bool = False,
     pgf: model, source_task, target_task, seed, pgf (+ optional base_accuracy, accuracy).
     intervals: cell_intervals output (hatches cells whose interval contains 0, adds CIs to the advice).
     accuracy: base accuracies, model, target_task, accuracy (+ optional source_task: rows "none" are used).
+    predicted: the cells of `pgf` that a partial grid did not run (model, source_task, target_task; completion
+    predictions): outlined in the heatmaps, and analysis.json's "matrix" says "completed" instead of "observed".
     """
     out_dir = Path(out_dir)
     clock = time.perf_counter()
@@ -96,7 +98,8 @@ def analyze(pgf: pl.DataFrame, out_dir: Path, *, include_diagonal: bool = False,
         mask = interval_mask(intervals, model, w["tasks"]) if intervals is not None else None
         figures[model] = {
             "heatmap": plot_heatmap(w["mean"], w["tasks"], f"{model}: PGF, source → target",
-                                    out_dir / f"heatmap_{stem}.png", mask),
+                                    out_dir / f"heatmap_{stem}.png", mask, predicted_mask(predicted, model,
+                                                                                          w["tasks"])),
             "graph": plot_graph(w["graph"], f"{model}: transfer graph", folder / f"graph_{stem}.png"),
         }
         w["entry"]["figures"] = {k: str(path.relative_to(out_dir)) for k, path in figures[model].items()}
@@ -117,17 +120,43 @@ def analyze(pgf: pl.DataFrame, out_dir: Path, *, include_diagonal: bool = False,
     baseline = _baseline_accuracy(pgf, accuracy)
     if baseline is not None:
         tables["baseline_accuracy"] = baseline
-    result = {"diagonal": "included" if include_diagonal else "excluded", "settings": settings,
+    result = {"diagonal": "included" if include_diagonal else "excluded", "matrix": _matrix(predicted),
+              "settings": settings,
               "models": {m: w["entry"] for m, w in work.items()}, "cross_model": cross,
               "figures": {"comparison": str(figures["comparison"].relative_to(out_dir)),
                           "scores": str(figures["scores"].relative_to(out_dir)), "report": "report.html"},
-              "notes": _notes(include_diagonal)}
+              "notes": _notes(include_diagonal) + (_PREDICTED_NOTE if predicted is not None else [])}
     for name, frame in tables.items():
         write_bytes(out_dir / "tables" / f"{name}.csv", frame.write_csv())
     write_bytes(out_dir / "analysis.json", json.dumps(_jsonable(result), indent=2))
     figures["report"] = write_report(result, tables, figures, out_dir / "report.html", setup=setup, baseline=baseline)
     timings["report"] = time.perf_counter() - clock
     return {**result, "figures": figures, "tables": tables, "timings": timings}
+
+
+_PREDICTED_NOTE = [
+    "Completed matrix: the cells a partial grid did not run are the completion's predictions "
+    "(transfer.analysis.completion; reduce/completion.parquet holds their intervals), repeated in every seed: "
+    "tests over seeds treat them as if run, so their p-values overstate confidence."]
+
+
+def _matrix(predicted: pl.DataFrame | None) -> dict:
+    """Which matrix the findings rest on: the observed cells only, or completed with predicted cells."""
+    if predicted is None:
+        return {"analysed": "observed", "predicted_cells": 0}
+    return {"analysed": "completed", "predicted_cells": predicted.height}
+
+
+def predicted_mask(predicted: pl.DataFrame | None, model: str, tasks: list[str]) -> np.ndarray | None:
+    """T×T boolean mask of a model's predicted cells (None when nothing is predicted)."""
+    if predicted is None:
+        return None
+    index = {t: i for i, t in enumerate(tasks)}
+    mask = np.zeros((len(tasks), len(tasks)), dtype=bool)
+    for source, target in predicted.filter(pl.col("model") == model).select("source_task", "target_task").iter_rows():
+        if source in index and target in index:
+            mask[index[source], index[target]] = True
+    return mask
 
 
 def _file_stem(model: str) -> str:

@@ -41,7 +41,8 @@ def _write_png(image: Image.Image, path: str | Path) -> Path:
     return write_bytes(path, buffer.getvalue())
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Render a figure and write it as a PNG atomically."""
     fig.set_dpi(DPI)
     return _write_png(_render(fig), path)
 
@@ -56,15 +57,17 @@ def _abbrev(task: str) -> str:
 
 
 def plot_heatmap(matrix: np.ndarray, tasks: list[str], title: str, path: str | Path,
-                 significant_mask: np.ndarray | None = None) -> Path:
+                 significant_mask: np.ndarray | None = None, predicted_mask: np.ndarray | None = None) -> Path:
     """PGF heatmap: rows = source, cols = target (given order), diverging colours centred at 0, values
-    annotated, in-task diagonal outlined; with a mask, cells whose interval contains 0 are greyed and hatched."""
+    annotated, in-task diagonal outlined; with a mask, cells whose interval contains 0 are greyed and hatched;
+    with a predicted mask, the cells a partial grid did not run (completion predictions) get a dashed outline."""
     matrix = np.asarray(matrix, dtype=float)
     size = len(tasks)
     if matrix.shape != (size, size):
         raise ValueError(f"heatmap matrix has shape {matrix.shape}, expected ({size}, {size}) for {size} tasks")
-    if significant_mask is not None and np.shape(significant_mask) != matrix.shape:
-        raise ValueError(f"significant_mask has shape {np.shape(significant_mask)}, expected {matrix.shape}")
+    for name, mask in (("significant_mask", significant_mask), ("predicted_mask", predicted_mask)):
+        if mask is not None and np.shape(mask) != matrix.shape:
+            raise ValueError(f"{name} has shape {np.shape(mask)}, expected {matrix.shape}")
     finite = np.abs(matrix[np.isfinite(matrix)])
     half = float(min(1.0, max(finite.max(initial=0.0), 0.05)))     # PGF ≤ 1; harm beyond −1 saturates
     labels = [_abbrev(t) for t in tasks]
@@ -94,13 +97,21 @@ def plot_heatmap(matrix: np.ndarray, tasks: list[str], title: str, path: str | P
     ax.add_collection(LineCollection(
         [((k - 0.5, k - 0.5), (k + 0.5, k - 0.5), (k + 0.5, k + 0.5), (k - 0.5, k + 0.5), (k - 0.5, k - 0.5))
          for k in diagonal], colors="black", linewidths=1.2))
+    if predicted_mask is not None and np.any(predicted_mask):
+        inset = 0.42
+        ax.add_collection(LineCollection(
+            [((c - inset, r - inset), (c + inset, r - inset), (c + inset, r + inset), (c - inset, r + inset),
+              (c - inset, r - inset)) for r, c in zip(*np.nonzero(predicted_mask))],
+            colors="#333333", linewidths=0.9, linestyles=(0, (2, 1.5))))
     ax.set_xlim(-0.5, size - 0.5)
     ax.set_ylim(size - 0.5, -0.5)
     ax.set_xticks(diagonal, labels, fontsize=8)
     ax.set_yticks(diagonal, row_labels, fontsize=8)
     ax.set_xlabel("target task (evaluated)")
     ax.set_ylabel("source task (finetuned on)")
-    note = " — hatched: interval contains 0" if significant_mask is not None else ""
+    notes = (["hatched: interval contains 0"] if significant_mask is not None else []) + (
+        ["dashed: predicted, not run"] if predicted_mask is not None and np.any(predicted_mask) else [])
+    note = f" — {'; '.join(notes)}" if notes else ""
     ax.set_title(f"{title}{note}", fontsize=10)
     fig.set_dpi(DPI)
     image = _render(fig)
@@ -168,7 +179,7 @@ def plot_graph(graph: nx.DiGraph, title: str, path: str | Path) -> Path:
     suffix = f" (|PGF| ≥ {threshold:g}, {graph.number_of_edges()} edges)" if threshold is not None else ""
     ax.set_title(f"{title}{suffix}", fontsize=10)
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.95)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _error_bars(ax, x: np.ndarray, values: np.ndarray, err: np.ndarray) -> None:
@@ -206,7 +217,7 @@ def plot_scores(scores: pl.DataFrame, title: str, path: str | Path) -> Path:
     fig.legend(*ax.get_legend_handles_labels(), loc="upper right", fontsize=8, ncols=min(len(models), 4), frameon=False)
     fig.suptitle(f"{title}  (bars up: positive, down: negative)", fontsize=10, x=0.02, ha="left")
     fig.subplots_adjust(left=0.07, right=0.99, bottom=0.06, top=0.9, hspace=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_model_comparison(per_model: pl.DataFrame, per_level: pl.DataFrame, path: str | Path) -> Path:
@@ -237,4 +248,4 @@ def plot_model_comparison(per_model: pl.DataFrame, per_level: pl.DataFrame, path
     ax.set_title("positive transferability by perceptual level of the source", fontsize=10)
     ax.legend(fontsize=8)
     fig.subplots_adjust(left=0.07, right=0.99, bottom=0.2, top=0.92, wspace=0.25)
-    return _save(fig, path)
+    return save_figure(fig, path)

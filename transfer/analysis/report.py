@@ -14,7 +14,7 @@ from transfer.tasks import TASKS
 SECTIONS = ["Findings", "Setup", "Baseline accuracies", "PGF matrices", "Transferability and malleability",
             "Transfer graphs", "Cliques", "Personas", "Data-selection advice", "Methods and statistics"]
 
-_CSS = """
+CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0 auto;max-width:1200px;
 padding:1.5em;color:#222;line-height:1.45}
 h1{margin-bottom:.2em} h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em} h3{margin-bottom:.3em}
@@ -25,7 +25,7 @@ ul.findings li{margin:.25em 0} code{background:#f5f5f5;padding:0 .2em}
 """
 
 
-def _esc(value) -> str:
+def escape(value) -> str:
     return html.escape(str(value))
 
 
@@ -49,19 +49,19 @@ def _short(task) -> str:
     return TASKS[task].abbrev if task in TASKS else str(task)
 
 
-def _table(rows: list[dict], columns: list[str], headers: list[str] | None = None, left: int = 1) -> str:
+def html_table(rows: list[dict], columns: list[str], headers: list[str] | None = None, left: int = 1) -> str:
     """An HTML table; the first `left` columns are left-aligned."""
     if not rows:
         return '<p class="muted">none</p>'
-    head = "".join(f'<th class="{"l" if k < left else ""}">{_esc(h)}</th>' for k, h in enumerate(headers or columns))
-    body = "".join("<tr>" + "".join(f'<td class="{"l" if k < left else ""}">{_esc(_fmt(r.get(c)))}</td>'
+    head = "".join(f'<th class="{"l" if k < left else ""}">{escape(h)}</th>' for k, h in enumerate(headers or columns))
+    body = "".join("<tr>" + "".join(f'<td class="{"l" if k < left else ""}">{escape(_fmt(r.get(c)))}</td>'
                                     for k, c in enumerate(columns)) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _image(path: Path, alt: str) -> str:
+def html_image(path: Path, alt: str) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _p(value: float) -> str:
@@ -73,12 +73,13 @@ def _findings(result: dict) -> str:
     cross = result["cross_model"]
     average = cross["average_positive_transferability"]
     if average:
-        order = ", ".join(f"{_esc(m)} {v:.3f}" for m, v in average.items())
+        order = ", ".join(f"{escape(m)} {v:.3f}" for m, v in average.items())
         items.append(f"Average positive transferability (Δ⁺ averaged over sources; models by size): {order}.")
     for row in cross["size_trend"]:
         if row["score"] == "delta_pos" and row["n_tasks"]:
-            items.append(f"{_esc(row['larger'])} vs {_esc(row['smaller'])}: Δ⁺ higher on {row['tasks_larger_higher']}/"
-                         f"{row['n_tasks']} source tasks, mean difference {row['mean_difference']:+.3f} "
+            items.append(f"{escape(row['larger'])} vs {escape(row['smaller'])}: Δ⁺ higher on "
+                         f"{row['tasks_larger_higher']}/{row['n_tasks']} source tasks, "
+                         f"mean difference {row['mean_difference']:+.3f} "
                          f"(one-sided Wilcoxon signed-rank over tasks, p = {_p(row['p_value'])}).")
     for model, entry in result["models"].items():
         parts = []
@@ -86,17 +87,17 @@ def _findings(result: dict) -> str:
             tests = entry["clique_tests"][sign]
             if tests:
                 best = tests[0]
-                parts.append(f"largest {sign} clique {len(best['tasks'])} tasks ({_esc(_fmt(best['tasks']))}; "
+                parts.append(f"largest {sign} clique {len(best['tasks'])} tasks ({escape(_fmt(best['tasks']))}; "
                              f"Wilcoxon p = {_p(best['p_value'])})")
             else:
                 parts.append(f"no {sign} clique")
-        personas = "; ".join(f"{name}: {_esc(_fmt(tasks)) or '–'}" for name, tasks in entry["personas"].items())
+        personas = "; ".join(f"{name}: {escape(_fmt(tasks)) or '–'}" for name, tasks in entry["personas"].items())
         harmful_diagonal = [t for t, v in entry["matrix"]["in_task"].items() if v is not None and v == v and v < 0]
-        diagonal = (f"; in-task finetuning hurts on {_esc(_fmt(harmful_diagonal))}" if harmful_diagonal else "")
-        items.append(f"<b>{_esc(model)}</b>: {', '.join(parts)}. Personas — {personas}{diagonal}.")
+        diagonal = (f"; in-task finetuning hurts on {escape(_fmt(harmful_diagonal))}" if harmful_diagonal else "")
+        items.append(f"<b>{escape(model)}</b>: {', '.join(parts)}. Personas — {personas}{diagonal}.")
     for row in cross["level_tests"]:
         if row["p_value"] < 0.05:
-            items.append(f"{_esc(row['model'])}: {row['level']}-level sources transfer more than the rest "
+            items.append(f"{escape(row['model'])}: {row['level']}-level sources transfer more than the rest "
                          f"(mean Δ⁺ {row['mean_delta_pos']:.3f}, +{row['difference_vs_rest']:.3f} vs rest, "
                          f"permutation p = {_p(row['p_value'])}).")
     return '<ul class="findings">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
@@ -107,7 +108,7 @@ def _setup(setup: dict | None, result: dict) -> str:
             for k, v in (setup or {}).items()]
     rows += [{"key": f"analysis.{k}", "value": v} for k, v in result["settings"].items()]
     rows.append({"key": "analysis.diagonal", "value": result["diagonal"]})
-    return _table(rows, ["key", "value"], left=2)
+    return html_table(rows, ["key", "value"], left=2)
 
 
 def _baseline(baseline: pl.DataFrame | None) -> str:
@@ -116,40 +117,51 @@ def _baseline(baseline: pl.DataFrame | None) -> str:
     wide = baseline.pivot(on="target_task", index="model", values="accuracy")
     tasks = [t for t in TASKS if t in wide.columns]
     rows = wide.select("model", *tasks).to_dicts()
-    return _table(rows, ["model", *tasks], ["model", *[_short(t) for t in tasks]])
+    return html_table(rows, ["model", *tasks], ["model", *[_short(t) for t in tasks]])
 
 
 def _matrices(result: dict, figures: dict, has_intervals: bool) -> str:
     note = ("Cells whose bootstrap interval contains 0 are greyed and hatched." if has_intervals else
             "No per-question predictions were given, so cells carry no intervals (std over seeds is in analysis.json).")
     parts = [f'<p class="muted">Rows: source task finetuned on; columns: target task evaluated; seed-mean PGF; the '
-             f'in-task diagonal is outlined. {note}</p>']
+             f'in-task diagonal is outlined. {note} {_matrix_sentence(result)}</p>']
     for model in result["models"]:
-        parts.append(f"<h3>{_esc(model)}</h3>{_image(figures[model]['heatmap'], f'heatmap {model}')}")
+        parts.append(f"<h3>{escape(model)}</h3>{html_image(figures[model]['heatmap'], f'heatmap {model}')}")
     return "".join(parts)
+
+
+def _matrix_sentence(result: dict) -> str:
+    """Which matrix the findings rest on (a partial grid is analysed observed-only or completed)."""
+    matrix = result["matrix"]
+    if matrix["analysed"] == "completed":
+        return (f"The findings rest on the completed matrix: {matrix['predicted_cells']} cells were not run and are "
+                "the completion's predictions (dashed outline; intervals in reduce/completion.parquet).")
+    return "The findings rest on the observed cells only."
 
 
 def _scores(result: dict, figures: dict, tables: dict) -> str:
     parts = ['<p class="muted">Δ⁺/Δ⁻: positive/negative transferability of a source; Θ⁺/Θ⁻: positive/negative '
              'malleability of a target; ± is the std over seeds.</p>',
-             _image(figures["comparison"], "cross-model comparison"), _image(figures["scores"], "scores per task")]
+             html_image(figures["comparison"], "cross-model comparison"),
+             html_image(figures["scores"], "scores per task")]
     columns = ["model", "delta_pos", "delta_pos_std", "delta_neg", "theta_pos", "theta_neg"]
-    parts.append(_table(tables["averages"].to_dicts(), columns,
+    parts.append(html_table(tables["averages"].to_dicts(), columns,
                         ["model", "avg Δ⁺", "± seeds", "avg Δ⁻", "avg Θ⁺", "avg Θ⁻"]))
     parts.append("<h3>By perceptual level of the task</h3>")
-    parts.append(_table(tables["averages_by_level"].to_dicts(), ["model", "level", *columns[1:]],
+    parts.append(html_table(tables["averages_by_level"].to_dicts(), ["model", "level", *columns[1:]],
                         ["model", "level", "avg Δ⁺", "± seeds", "avg Δ⁻", "avg Θ⁺", "avg Θ⁻"], left=2))
-    parts.append(_table(tables["level_tests"].to_dicts(),
+    parts.append(html_table(tables["level_tests"].to_dicts(),
                         ["model", "level", "n_sources", "mean_delta_pos", "difference_vs_rest", "p_value"],
                         ["model", "level", "sources", "mean Δ⁺", "Δ⁺ − rest", "permutation p"], left=2))
     parts.append("<h3>By granularity</h3>")
-    parts.append(_table(tables["averages_by_granularity"].to_dicts(), ["model", "granularity", *columns[1:]],
+    parts.append(html_table(tables["averages_by_granularity"].to_dicts(), ["model", "granularity", *columns[1:]],
                         ["model", "granularity", "avg Δ⁺", "± seeds", "avg Δ⁻", "avg Θ⁺", "avg Θ⁻"], left=2))
     parts.append("<h3>Size trend and stability across models</h3>")
-    parts.append(_table(result["cross_model"]["size_trend"],
+    parts.append(html_table(result["cross_model"]["size_trend"],
                         ["smaller", "larger", "score", "mean_difference", "tasks_larger_higher", "n_tasks", "p_value"],
                         ["smaller", "larger", "score", "mean diff.", "tasks higher", "tasks", "Wilcoxon p"], left=3))
-    parts.append(_table(result["cross_model"]["rank_stability"], ["model_a", "model_b", "score", "spearman", "n_tasks"],
+    parts.append(html_table(result["cross_model"]["rank_stability"],
+                            ["model_a", "model_b", "score", "spearman", "n_tasks"],
                         ["model A", "model B", "score", "Spearman ρ", "tasks"], left=3))
     for model, entry in result["models"].items():
         rows = [{"task": t, "dp": entry["transferability"].get(t, {}).get("positive"),
@@ -157,8 +169,8 @@ def _scores(result: dict, figures: dict, tables: dict) -> str:
                  "tp": entry["malleability"].get(t, {}).get("positive"),
                  "tn": entry["malleability"].get(t, {}).get("negative"), "diag": entry["matrix"]["in_task"].get(t)}
                 for t in entry["tasks"]]
-        parts.append(f"<h3>{_esc(model)}</h3>")
-        parts.append(_table(rows, ["task", "dp", "dn", "tp", "tn", "diag"],
+        parts.append(f"<h3>{escape(model)}</h3>")
+        parts.append(html_table(rows, ["task", "dp", "dn", "tp", "tn", "diag"],
                             ["task", "Δ⁺", "Δ⁻", "Θ⁺", "Θ⁻", "in-task PGF"]))
     return "".join(parts)
 
@@ -169,8 +181,8 @@ def _graphs(result: dict, figures: dict) -> str:
     for model, entry in result["models"].items():
         edges = entry["graph"]["edges"]
         positive = sum(e["weight"] > 0 for e in edges)
-        parts.append(f"<h3>{_esc(model)}</h3><p>{len(edges)} edges: {positive} positive, {len(edges) - positive} "
-                     f"negative.</p>{_image(figures[model]['graph'], f'transfer graph {model}')}")
+        parts.append(f"<h3>{escape(model)}</h3><p>{len(edges)} edges: {positive} positive, {len(edges) - positive} "
+                     f"negative.</p>{html_image(figures[model]['graph'], f'transfer graph {model}')}")
     return "".join(parts)
 
 
@@ -183,9 +195,9 @@ def _cliques(result: dict) -> str:
     for model, entry in result["models"].items():
         rows = [{**c, "size": len(c["tasks"])}
                 for sign in ("positive", "negative") for c in entry["clique_tests"][sign]]
-        parts.append(f"<h3>{_esc(model)}</h3>")
-        parts.append(_table(rows, ["sign", "size", "tasks", "mean_pgf", "weakest_pgf", "seed_consistency", "n_values",
-                                   "p_value", "p_value_pairs"],
+        parts.append(f"<h3>{escape(model)}</h3>")
+        parts.append(html_table(rows, ["sign", "size", "tasks", "mean_pgf", "weakest_pgf", "seed_consistency",
+                                       "n_values", "p_value", "p_value_pairs"],
                             ["sign", "size", "tasks", "mean PGF", "weakest pair", "seed consistency", "n",
                              "Wilcoxon p (seeds)", "Wilcoxon p (pair means)"], left=3))
     return "".join(parts)
@@ -202,10 +214,10 @@ def _personas(result: dict) -> str:
              'top-quarter candidates are listed.</p>']
     for model, entry in result["models"].items():
         rows = [{**r, "assigned": r["assigned"]} for r in entry["persona_tests"]]
-        parts.append(f"<h3>{_esc(model)}</h3>")
+        parts.append(f"<h3>{escape(model)}</h3>")
         columns = ["persona", "task", "score", "rank", "n_ranked", "p_value", "p_unadjusted", "assigned"]
         headers = ["persona", "task", "score", "rank", "of", "p (max-T)", "p (unadjusted)", "assigned"]
-        parts.append(_table(rows, columns, headers, left=2))
+        parts.append(html_table(rows, columns, headers, left=2))
     return "".join(parts)
 
 
@@ -219,8 +231,8 @@ def _advice(result: dict) -> str:
             f"{_short(s['source'])} {s['pgf']:.2f} ({s['seeds_positive']}/{s['n_seeds']}"
             + (f", CI {s['ci_low']:.2f}…{s['ci_high']:.2f}" if s["ci_low"] is not None else "") + ")" for s in sources)}
                 for target, sources in entry["data_selection"].items()]
-        table = _table(rows, ["target", "sources"], ["target", "sources (PGF, seeds>0)"], left=2)
-        parts.append(f"<h3>{_esc(model)}</h3>{table}")
+        table = html_table(rows, ["target", "sources"], ["target", "sources (PGF, seeds>0)"], left=2)
+        parts.append(f"<h3>{escape(model)}</h3>{table}")
     return "".join(parts)
 
 
@@ -229,7 +241,7 @@ def _methods(result: dict) -> str:
                "(1 − Acc(M, T<sub>j</sub>)); "
                "Δ⁺(i) = (1 − e<sup>−p/N</sup>)/p · Σ<sub>j</sub> μ(i→j)·1[μ(i→j) &gt; 0], Δ⁻ likewise over the n "
                "negative entries; Θ± the same over the sources hitting a target.</p>")
-    notes = "".join(f"<li>{_esc(n)}</li>" for n in result["notes"])
+    notes = "".join(f"<li>{escape(n)}</li>" for n in result["notes"])
     return f"{formula}<ul>{notes}</ul>"
 
 
@@ -241,11 +253,12 @@ def write_report(result: dict, tables: dict, figures: dict, path: str | Path, se
               _scores(result, figures, tables), _graphs(result, figures), _cliques(result), _personas(result),
               _advice(result), _methods(result)]
     anchors = [s.lower().replace(" ", "-") for s in SECTIONS]
-    nav = "".join(f'<a href="#{a}">{_esc(s)}</a>' for s, a in zip(SECTIONS, anchors))
-    sections = "".join(f'<section id="{a}"><h2>{_esc(s)}</h2>{b}</section>'
+    nav = "".join(f'<a href="#{a}">{escape(s)}</a>' for s, a in zip(SECTIONS, anchors))
+    sections = "".join(f'<section id="{a}"><h2>{escape(s)}</h2>{b}</section>'
                        for s, a, b in zip(SECTIONS, anchors, bodies))
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Task transfer report</title>'
-            f"<style>{_CSS}</style></head><body><h1>Task transfer report</h1>"
-            f'<p class="muted">Models: {_esc(", ".join(result["models"]))}. Diagonal in Δ/Θ: {result["diagonal"]}.</p>'
+            f"<style>{CSS}</style></head><body><h1>Task transfer report</h1>"
+            f'<p class="muted">Models: {escape(", ".join(result["models"]))}. Diagonal in Δ/Θ: {result["diagonal"]}. '
+            f'{_matrix_sentence(result)}</p>'
             f"<nav>{nav}</nav>{sections}</body></html>")
     return write_bytes(path, page)

@@ -81,7 +81,7 @@ def _pretrain(spec: CellSpec, suite: TaskData, tasks: list[str], target: Path) -
         examples = encode_questions(loaded.processor, model.family, model.answer_prefix, questions)
     train: TrainSpec = dataclasses.replace(spec.train, steps=pretrain.steps, lr=pretrain.lr,
                                            batch_size=pretrain.batch_size, warmup_steps=pretrain.warmup_steps,
-                                           save_steps=0)
+                                           save_steps=0, global_batch=None)
     trained, _ = finetune(loaded.model, examples, family=model.family, tokenizer=loaded.tokenizer, train=train,
                           out_dir=tmp, seed=pretrain.init_seed, lora=None, desc=f"pretrain {model.name}")
     trained.save_pretrained(tmp / "base")

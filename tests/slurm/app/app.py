@@ -8,7 +8,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -27,6 +27,7 @@ def main(cfg: DictConfig) -> None:
         raise RuntimeError(f"toy cell {cfg.toy.name} fails as asked (fail_on={cfg.fail_on})")
     result = {
         "toy": cfg.toy.name,
+        "model": OmegaConf.select(cfg, "model.name"),
         "array_job_id": os.environ.get("SLURM_ARRAY_JOB_ID"),
         "array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
         "host": socket.gethostname(),

@@ -1,0 +1,159 @@
+"""Faults survived, in real subprocesses of the real CLI: a cell killed (SIGKILL) at each fault point leaves nothing
+finished and the re-run completes it; the sweep's own process killed while cells run leaves no worker writing and
+the re-run completes the grid with nothing lost, duplicated or recomputed; two sweeps on one folder compute a cell
+once; damaged records are holes that a re-run recomputes; a base model deleted mid-sweep is pretrained again; a
+lock left by a killed process is taken over; an unwritable W&B folder does not stop a cell."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import psutil
+import pytest
+
+from tests.helpers import ROOT, child_env, run_cli
+from transfer.faults import POINTS
+from transfer.locks import file_lock
+
+SMALL = ["experiment=test", "targets=[Counting,Jigsaw]", "train.steps=6", "train.save_steps=2"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """A cache with the suite and qwen's pretrained base model, built once for the module."""
+    cache = tmp_path_factory.mktemp("cache")
+    out = run_cli(["model=qwen", "source_task=none", *SMALL, f"paths.cache={cache}", "sweep=warm"],
+                  tmp_path_factory.mktemp("warm"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return cache
+
+
+def _cell(outputs: Path, sweep: str, source: str = "Counting", model: str = "qwen") -> Path:
+    return outputs / sweep / "cells" / model / source / "seed=0"
+
+
+def _run(outputs: Path, cache: Path, *args: str, **env: str):
+    return run_cli(["model=qwen", "source_task=Counting", *SMALL, f"paths.cache={cache}", *args], outputs, **env)
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_a_cell_killed_at_a_fault_point_is_not_finished_and_the_rerun_completes_it(point, cache, tmp_path):
+    killed = _run(tmp_path, cache, "sweep=f", TRANSFER_FAULT=point)
+    assert killed.returncode == -signal.SIGKILL
+    cell = _cell(tmp_path, "f")
+    assert not (cell / "scores.parquet").exists()   # nothing half-done is marked finished
+    if point == "between_records":
+        assert (cell / "predictions.parquet").exists()
+    if point == "mid_training":
+        assert list((cell / "checkpoints").glob("checkpoint-*/trainer_state.json"))
+    again = _run(tmp_path, cache, "sweep=f")
+    assert again.returncode == 0, again.stderr[-3000:]
+    scores, predictions = (pl.read_parquet(cell / name) for name in ("scores.parquet", "predictions.parquet"))
+    assert sorted(scores["target_task"]) == ["Counting", "Jigsaw"] and predictions.height == scores["n"].sum()
+    if point == "mid_training":
+        assert "resuming training from" in again.stdout + again.stderr
+
+
+def test_killing_the_sweep_process_stops_its_workers_and_the_rerun_completes_the_grid(cache, tmp_path):
+    args = ["-m", "model=qwen", "source_task=none,Counting,Jigsaw,Art_Style", *SMALL, f"paths.cache={cache}",
+            "sweep=k", "hydra.launcher.jobs=2"]
+    proc = subprocess.Popen([sys.executable, "-m", "transfer.run", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=child_env(TRANSFER_OUTPUTS=str(tmp_path)))
+    cells = tmp_path / "k" / "cells" / "qwen"
+    deadline = time.monotonic() + 300
+    while not list(cells.glob("*/seed=0/scores.parquet")):   # one cell done, the others running
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    os.kill(proc.pid, signal.SIGKILL)   # the sweep's process only: its workers are not signalled by us
+    proc.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"workers left running: {alive}"
+    finished = {p.parent.parent.name: p.stat().st_mtime_ns for p in cells.glob("*/seed=0/scores.parquet")}
+    time.sleep(2)
+    assert {p.parent.parent.name: p.stat().st_mtime_ns for p in cells.glob("*/seed=0/scores.parquet")} == finished
+    again = run_cli(args, tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    done = {p.parent.parent.name: p.stat().st_mtime_ns for p in cells.glob("*/seed=0/scores.parquet")}
+    assert sorted(done) == ["Art_Style", "Counting", "Jigsaw", "none"]   # nothing lost
+    assert all(done[c] == t for c, t in finished.items())               # nothing finished was recomputed
+    log = again.stdout + again.stderr
+    assert log.count("skip finished cell") == len(finished) and log.count("finished cell") == 4
+
+
+def test_two_sweeps_on_one_folder_compute_each_cell_once(cache, tmp_path):
+    args = ["-m", "model=qwen", "source_task=none,Counting", *SMALL, f"paths.cache={cache}", "sweep=two",
+            "hydra.launcher.jobs=1"]
+    env = child_env(TRANSFER_OUTPUTS=str(tmp_path))
+    procs = [subprocess.Popen([sys.executable, "-m", "transfer.run", *args], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), logs[0][-2000:] + logs[1][-2000:]
+    computed = sum(log.count("finished cell ") - log.count("skip finished cell") for log in logs)
+    assert computed == 2   # each of the two cells once, in one of the sweeps; the other skipped it
+
+
+def test_damaged_records_are_holes_and_a_rerun_recomputes_them(cache, tmp_path):
+    for source in ("none", "Counting"):
+        out = _run(tmp_path, cache, "sweep=d", f"source_task={source}")
+        assert out.returncode == 0, out.stderr[-3000:]
+    scores = _cell(tmp_path, "d") / "scores.parquet"
+    scores.write_bytes(scores.read_bytes()[:50])   # truncated
+    reduced = run_cli(["sweep=d"], tmp_path, module="transfer.reduce")
+    assert reduced.returncode == 0, reduced.stderr[-3000:]
+    holes = pl.read_parquet(tmp_path / "d" / "reduce" / "missing.parquet").filter(source_task="Counting")
+    assert holes["status"].to_list() == ["unreadable"] and "scores.parquet" in holes["error"][0]
+    again = _run(tmp_path, cache, "sweep=d")
+    assert again.returncode == 0 and "unreadable record" in again.stdout + again.stderr
+    assert pl.read_parquet(scores).height == 2
+    predictions = _cell(tmp_path, "d", "none") / "predictions.parquet"
+    predictions.write_bytes(b"not parquet")
+    again = _run(tmp_path, cache, "sweep=d", "source_task=none")
+    assert again.returncode == 0 and pl.read_parquet(predictions).height > 0
+
+
+def test_a_base_model_deleted_mid_sweep_is_pretrained_again(tmp_path):
+    cache = tmp_path / "cache"
+    first = _run(tmp_path, cache, "sweep=b", "source_task=none")
+    assert first.returncode == 0, first.stderr[-3000:]
+    (base,) = [p for p in (cache / "models").iterdir() if p.is_dir()]
+    weights = (base / "model.safetensors").read_bytes()
+    shutil.rmtree(base)
+    again = _run(tmp_path, cache, "sweep=b")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "pretraining the base model qwen" in again.stdout + again.stderr
+    assert (base / "model.safetensors").read_bytes() == weights   # the same weights: the cells still agree
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over_and_never_held_twice(tmp_path):
+    lock = tmp_path / "x.lock"
+    code = f"from transfer.locks import file_lock\nwith file_lock(__import__('pathlib').Path({str(lock)!r})):\n" \
+           f"    print('held', flush=True)\n    __import__('time').sleep(60)\n"
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    import fcntl
+
+    with open(lock, "w") as handle:   # a second holder is refused while the first lives
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    holder.kill()
+    holder.wait()
+    assert lock.exists()   # the stale lock file stays behind ...
+    started = time.monotonic()
+    with file_lock(lock):  # ... and is taken over at once
+        assert time.monotonic() - started < 5
+
+
+def test_an_unwritable_wandb_folder_does_not_stop_a_cell(cache, tmp_path):
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "wandb").write_text("a file where the W&B folder should be\n")
+    out = _run(tmp_path, cache, "sweep=w", "source_task=none")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "W&B unavailable" in out.stdout + out.stderr
+    assert (_cell(tmp_path, "w", "none") / "scores.parquet").exists()

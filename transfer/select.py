@@ -1,0 +1,158 @@
+"""PGF-guided data selection: what should I train on to get better at task T, and how sure are we?
+
+    python -m transfer.select from_sweep=main model=llava 'targets=[Art_Style,Visual_Similarity]'
+    python -m transfer.select from_sweep=paper model=qwen2.5vl-7b 'targets=[Jigsaw,Object_Localization]' \\
+        "overrides=['data=blink','data.root=/data/BLINK','hydra/launcher=slurm_gpu1']"
+
+Chooses the arms from the finished sweep `from_sweep` (its PGF on one half of each target's questions), runs every
+arm x seed as a mixture cell of the sweep `sweep` (finished cells are skipped, a changed one is refused), then
+writes `outputs/<sweep>/selection/`: the tables, a figure per target, a summary figure, report.html and a W&B run.
+See transfer/selection/experiment.py for the steps.
+"""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import hydra
+import polars as pl
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from transfer.cli import CONF_DIR, check_overrides, one_line_errors, quiet_libraries, setup_logging
+from transfer.spec import SelectSpec
+
+log = logging.getLogger("transfer")
+
+
+def prepare(spec: SelectSpec, outputs: Path) -> tuple[dict, Path]:
+    """Choose the arms from the source sweep and write the plan; returns (plan, arms file)."""
+    from transfer.selection.experiment import plan_arms, question_halves, selection_pgf, source_predictions, write_plan
+
+    source = outputs / spec.from_sweep
+    predictions = source_predictions(source, spec.model.name)
+    halves = question_halves(predictions, spec.model.name, spec.targets, spec.split_salt)
+    pgf = selection_pgf(predictions, spec.model.name, {t: chosen for t, (chosen, _) in halves.items()})
+    planted_file = source / "reduce" / "planted.parquet"   # the synthetic suite's planted table: the oracle arm
+    planted = pl.read_parquet(planted_file) if planted_file.exists() else None
+    examples = spec.examples or _trained_on(source, spec.model.name)
+    mixtures, roles = plan_arms(pgf, spec.model.name, spec.targets, k=spec.k, n_random=spec.n_random, seed=0,
+                                examples=examples, budgets=spec.budgets, planted=planted)
+    meta = {"model": spec.model.name, "from_sweep": spec.from_sweep, "targets": spec.targets, "k": spec.k,
+            "n_random": spec.n_random, "seeds": spec.seeds, "budgets": spec.budgets, "examples": examples,
+            "split": f"per target, the base model's eval questions halved by sha256({spec.split_salt}/<target>/idx)"
+                     " order, stratified by answer: the selection half chooses, the scoring half scores",
+            "cells": len(mixtures) * len(spec.seeds)}
+    out = outputs / spec.sweep / "selection"
+    arms = write_plan(out, mixtures, roles, halves, meta)
+    log.info("data selection: %d targets, %d arms, %d distinct mixtures x %d seeds = %d cells (plan in %s)",
+             len(spec.targets), len(roles), len(mixtures), len(spec.seeds), meta["cells"], out)
+    return {**meta, "roles": roles, "questions": {t: {"selection": a, "scoring": b} for t, (a, b) in halves.items()},
+            "mixtures": len(mixtures)}, arms
+
+
+def _trained_on(source: Path, model: str) -> int:
+    """The training questions of the source sweep's finetuned cells: every arm gets as many."""
+    from transfer.records import read_sweep
+    from transfer.tasks import BASELINE
+
+    scores = read_sweep(source).filter((pl.col("model") == model) & (pl.col("source_task") != BASELINE))
+    trained = scores.filter(pl.col("train_examples") > 0)["train_examples"]
+    if trained.is_empty():
+        raise ValueError(f"from_sweep={source.name!r}: no finetuned cell of {model!r} records its training "
+                         "questions; pass examples=N")
+    return int(trained.median())
+
+
+def run_cells(spec: SelectSpec, plan: dict, arms: Path, option: str) -> None:
+    """Every mixture x seed through the real CLI, as one multirun (local or SLURM, as the overrides say)."""
+    from transfer.selection.experiment import cell_args
+
+    args = cell_args(arms, plan["mixtures"], option, spec.seeds, spec.sweep, spec.overrides)
+    if any(o.startswith("hydra/launcher=slurm") for o in spec.overrides):
+        args.append("hydra.launcher.reducer_command=null")   # the selection has its own statistics, not a PGF grid
+    log.info("running: python -m transfer.run %s", " ".join(args))
+    done = subprocess.run([sys.executable, "-m", "transfer.run", *args])
+    if done.returncode:
+        raise ValueError(f"the selection cells did not all finish (exit {done.returncode}); run the same command "
+                         "again to complete them (finished cells are skipped)")
+
+
+def analyse(spec: SelectSpec, plan: dict, outputs: Path) -> dict:
+    """Statistics per budget on the scoring half, figures, report.html and the W&B run."""
+    from transfer.atomic import write_bytes, write_json
+    from transfer.selection.experiment import scored_questions
+    from transfer.selection.report import plot_summary, plot_target, write_report
+    from transfer.selection.statistics import experiment_statistics
+
+    out = outputs / spec.sweep / "selection"
+    frame = scored_questions(outputs / spec.sweep, spec.model.name, plan)
+    tables, figures = {}, {}
+    for budget in spec.budgets:
+        rows = frame.filter(pl.col("budget") == budget).drop("budget")
+        stats = experiment_statistics(rows, n_boot=spec.n_boot)
+        draws = (rows.filter((pl.col("arm") == "random") & (pl.col("eval_task") == pl.col("target_task")))
+                 .group_by("target_task", "draw").agg(pl.col("correct").mean().alias("accuracy")))
+        tag = f"{budget:g}"
+        for name, table in stats.items():
+            write_bytes(out / f"budget={tag}" / f"{name}.csv", table.write_csv())
+        figures[tag] = [plot_summary(stats["versus_random"], out / f"budget={tag}" / "summary.png"),
+                        *(plot_target(stats["accuracy"], draws, t, out / f"budget={tag}" / f"target_{t}.png")
+                          for t in spec.targets)]
+        tables[tag] = stats
+    setup = {k: v for k, v in plan.items() if k not in ("roles", "questions")}
+    report = write_report(out, tables, figures, setup)
+    summary = {"setup": setup, **{f"budget={b}": {name: t.to_dicts() for name, t in stats.items()
+                                                   if name in ("versus_random", "across_targets")}
+                                  for b, stats in tables.items()}}
+    write_json(summary, out / "summary.json")
+    _log_wandb(spec, outputs, tables, figures, report, setup)
+    for budget, stats in tables.items():
+        for row in stats["across_targets"].iter_rows(named=True):
+            log.info("budget %s, %s - random over %d targets: mean %+.3f, better on %d, sign p %.3g, Wilcoxon p %.3g",
+                     budget, row["arm"], row["n_targets"], row["mean_difference"], row["targets_better"],
+                     row["sign_p"], row["wilcoxon_p"])
+    return summary
+
+
+def _log_wandb(spec: SelectSpec, outputs: Path, tables: dict, figures: dict, report: Path, setup: dict) -> None:
+    import wandb
+
+    from transfer.tracking import wandb_run
+
+    sweep_dir = outputs / spec.sweep
+    with wandb_run(spec.wandb, sweep_dir=sweep_dir, group=spec.sweep, job_type="reduce", name="selection",
+                   run_key="selection", config=setup, tags=["selection"]) as run:
+        for budget, stats in tables.items():
+            for name, table in stats.items():
+                run.log_table(f"selection/budget={budget}/{name}", table)
+            run.log({f"selection/budget={budget}/{p.stem}": wandb.Image(str(p)) for p in figures[budget]})
+        run.log({"selection/report": wandb.Html(report.read_text())})
+        run.log_artifact(f"selection-{spec.sweep}", "selection-results",
+                         [p for p in (report.parent).rglob("*") if p.is_file()])
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="select")
+@one_line_errors
+def main(cfg: DictConfig) -> None:
+    spec = SelectSpec.from_config(cfg)
+    option = HydraConfig.get().runtime.choices["model"]   # the config the cells compose (model=<option>)
+    outputs = Path(spec.paths.outputs)
+    plan, arms = prepare(spec, outputs)
+    if not spec.run:
+        from transfer.selection.experiment import cell_args
+
+        print("python -m transfer.run " + " ".join(cell_args(arms, plan["mixtures"], option, spec.seeds,
+                                                             spec.sweep, spec.overrides)))
+        return
+    run_cells(spec, plan, arms, option)
+    analyse(spec, plan, outputs)
+
+
+if __name__ == "__main__":
+    check_overrides(sys.argv[1:], "select")
+    quiet_libraries()
+    setup_logging()
+    main()
