@@ -15,7 +15,8 @@ from transfer.models.families import load_pretrained
 from transfer.spec import DeepSpeedSpec, LoraSpec, TrainSpec
 from transfer.train import apply_lora, finetune
 
-TRAIN = TrainSpec(steps=12, batch_size=8, grad_accum=1, lr=1e-2, weight_decay=0.0, schedule="constant",
+TRAIN = TrainSpec(steps=12, batch_size=8, grad_accum=1, global_batch=None, lr=1e-2, weight_decay=0.0,
+                  schedule="constant",
                   warmup_steps=0, max_grad_norm=1.0, save_steps=0, bf16=False, activation_checkpointing=False,
                   deepspeed=None)
 LORA = LoraSpec(r=4, alpha=8.0, dropout=0.0, trainable_modules=[],
