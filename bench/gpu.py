@@ -150,11 +150,14 @@ def build_config(family: str, g: dict, tok):
         image_token_id=tok.convert_tokens_to_ids("<image>"), scale_factor=g["scale_factor"])
 
 
-def lora_settings(family: str) -> dict:
-    """The LoRA block of conf/model/<family>.yaml (rank, alpha, target regex, trainable projector)."""
+def lora_settings(family: str):
+    """The LoRA block of conf/model/<family>.yaml (rank, alpha, target regex, trainable projector) as a LoraSpec."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / f"{family}.yaml").lora)
+    from transfer.spec import LoraSpec, parse
+
+    return parse(LoraSpec, OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / f"{family}.yaml").lora),
+                 "model.lora.")
 
 
 def build(family: str, size: str, device: str, dtype: torch.dtype, seed: int = 0):

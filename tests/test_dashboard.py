@@ -67,6 +67,7 @@ def make_sweep(root: Path) -> Path:
                     continue
                 write_parquet(pl.DataFrame(_score_rows(model, source, seed), schema=SCORE_SCHEMA),
                               cell / "scores.parquet")
+                write_parquet(pl.DataFrame({"idx": ["q1"]}), cell / "predictions.parquet")   # a finished cell
     scores = pl.concat(pl.read_parquet(p) for p in sorted(sweep.glob("cells/*/*/*/scores.parquet")))
     failed = [{"cell": str(cell_dir(sweep, *FAILED)), "error": "CUDA out of memory"}]
     write_parquet(missing_cells(scores, failed), sweep / "reduce" / "missing.parquet")

@@ -42,22 +42,31 @@ def _run(outputs: Path, cache: Path, *args: str, **env: str):
     return run_cli(["model=qwen", "source_task=Counting", *SMALL, f"paths.cache={cache}", *args], outputs, **env)
 
 
-@pytest.mark.parametrize("point", POINTS)
-def test_a_cell_killed_at_a_fault_point_is_not_finished_and_the_rerun_completes_it(point, cache, tmp_path):
-    killed = _run(tmp_path, cache, "sweep=f", TRANSFER_FAULT=point)
-    assert killed.returncode == -signal.SIGKILL
+def test_a_cell_killed_at_every_fault_point_is_never_finished_and_the_rerun_completes_it(cache, tmp_path):
+    """One cell killed at each fault point in turn (each run goes on from what the last left), then completed."""
     cell = _cell(tmp_path, "f")
-    assert not (cell / "scores.parquet").exists()   # nothing half-done is marked finished
-    if point == "between_records":
-        assert (cell / "predictions.parquet").exists()
-    if point == "mid_training":
-        assert list((cell / "checkpoints").glob("checkpoint-*/trainer_state.json"))
+    for point in POINTS:
+        killed = _run(tmp_path, cache, "sweep=f", TRANSFER_FAULT=point)
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+        assert not (cell / "scores.parquet").exists(), point   # nothing half-done is marked finished
+        if point == "mid_training":
+            assert list((cell / "checkpoints").glob("checkpoint-*/trainer_state.json"))
+        if point == "mid_eval":
+            assert (cell / "adapter" / "adapter_config.json").exists()   # the finished adapter is kept ...
+        if point == "between_records":
+            assert (cell / "predictions.parquet").exists()   # ... and predictions without scores are not trusted
     again = _run(tmp_path, cache, "sweep=f")
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "reusing finished adapter" in again.stdout + again.stderr
     scores, predictions = (pl.read_parquet(cell / name) for name in ("scores.parquet", "predictions.parquet"))
     assert sorted(scores["target_task"]) == ["Counting", "Jigsaw"] and predictions.height == scores["n"].sum()
-    if point == "mid_training":
-        assert "resuming training from" in again.stdout + again.stderr
+
+
+def test_a_cell_killed_mid_training_resumes_from_its_checkpoint(cache, tmp_path):
+    killed = _run(tmp_path, cache, "sweep=r", TRANSFER_FAULT="mid_training")
+    assert killed.returncode == -signal.SIGKILL
+    again = _run(tmp_path, cache, "sweep=r")
+    assert again.returncode == 0 and "resuming training from" in again.stdout + again.stderr
 
 
 def test_killing_the_sweep_process_stops_its_workers_and_the_rerun_completes_the_grid(cache, tmp_path):

@@ -107,8 +107,12 @@ def test_the_paper_plan_counts_blink_questions_and_tokens_and_gives_each_size_it
     # GPU cells: the 3B on 1 GPU, 7B on 2, 32B on 8 (model.resources); cost per token grows with the parameters
     devices = dict(plan.select("model", "device").unique().iter_rows())
     assert devices == {"qwen2.5vl-3b": "1 GPU", "qwen2.5vl-7b": "2 GPU", "qwen2.5vl-32b": "8 GPU"}
-    hours = {m: g["device_hours"].to_list() for (m,), g in plan.sort("source_task").group_by("model")}
-    assert hours["qwen2.5vl-32b"] == pytest.approx([h * 32 / 3 * 8 for h in hours["qwen2.5vl-3b"]])
+    hours = {m: dict(g.select("source_task", "device_hours").iter_rows()) for (m,), g in plan.group_by("model")}
+    # every device evaluates every target (x 8 devices); training shares the same global batch (train.global_batch)
+    assert hours["qwen2.5vl-32b"][BASELINE] == pytest.approx(hours["qwen2.5vl-3b"][BASELINE] * 32 / 3 * 8)
+    for source in counted:
+        assert (32 / 3 * hours["qwen2.5vl-3b"][source] < hours["qwen2.5vl-32b"][source]
+                < 32 / 3 * 8 * hours["qwen2.5vl-3b"][source])
     memory = dict(plan.group_by("model").agg(pl.col("mem_gb").max()).iter_rows())
     assert memory["qwen2.5vl-3b"] < memory["qwen2.5vl-7b"] < 80
     printed = run.stdout
@@ -215,11 +219,12 @@ def test_gpu_figures_from_bench_json_scale_with_the_parameters_and_zero3_splits_
     assert "gpu.json" in fast.source and fast.train_tokens_s == pytest.approx(7000.0)
     assert slow.eval_tokens_s == pytest.approx(14000.0 * 7 / 32)
     seven, thirty_two = cost.estimate(small, profile, fast), cost.estimate(large, profile, slow)
-    train_s = 200 * 2 * 1000 / 7000.0            # experiment=paper: 200 steps x 2 questions per GPU, 1000 tokens each
+    # experiment=paper: 200 steps of 16 questions over the cell's GPUs (train.global_batch), 1000 tokens each
+    train_s = {gpus: 200 * 16 / gpus * 1000 / 7000.0 for gpus in (2, 8)}
     eval_s = 13 * 50 * 1000 / 14000.0
-    assert seven.hours == pytest.approx((train_s + eval_s) / 3600)
+    assert seven.hours == pytest.approx((train_s[2] + eval_s) / 3600)
     assert seven.device_hours == pytest.approx(2 * seven.hours)              # 2 GPUs
-    assert thirty_two.hours == pytest.approx(seven.hours * 32 / 7)
+    assert thirty_two.hours == pytest.approx((train_s[8] + eval_s) * 32 / 7 / 3600)
     assert cost.zero_stage(large) == 3 and cost.zero_stage(small) == 2
     weights_32b_per_gpu = 2 * 32 / 8
     assert weights_32b_per_gpu < thirty_two.mem_gb < 2 * 32

@@ -15,17 +15,21 @@ TARGETS = ["Counting", "Art_Style", "Forensic_Detection"]   # 1, 3 and 4 images 
 
 @pytest.fixture(scope="module")
 def grids(tmp_path_factory):
+    """One multirun per eval mode: the three real model configs x {none, Counting}, each model's checkpoint the
+    family's smoke checkpoint (`model.checkpoint` resolves per job), two cells at a time."""
     root = write_blink_fixture(tmp_path_factory.mktemp("BLINK"), per_task=4)
-    checkpoints = {f: build_smoke(f, tmp_path_factory.mktemp(f)) for f in REAL}
+    checkpoints = tmp_path_factory.mktemp("checkpoints")
+    for family in REAL:
+        build_smoke(family, checkpoints / family)
     outputs = tmp_path_factory.mktemp("outputs")
     runs = {}
     for mode in ("loglik", "generate"):
-        for family, model in REAL.items():
-            runs[mode, family] = run_cli(
-                ["-m", f"model={model}", f"model.checkpoint={checkpoints[family]}", "model.dtype=float32",
-                 "source_task=none,Counting", "experiment=test", "data=blink", f"data.root={root}",
-                 f"targets=[{','.join(TARGETS)}]", f"eval.mode={mode}", "eval.max_new_tokens=4",
-                 "eval.batch_tokens=8192", f"sweep=real_{mode}", "hydra.launcher.jobs=1"], outputs)
+        run = run_cli(["-m", f"model={','.join(REAL.values())}", f"model.checkpoint={checkpoints}/${{model.family}}",
+                       "model.dtype=float32", "source_task=none,Counting", "experiment=test", "data=blink",
+                       f"data.root={root}", f"targets=[{','.join(TARGETS)}]", f"eval.mode={mode}",
+                       "eval.max_new_tokens=4", "eval.batch_tokens=8192", f"sweep=real_{mode}",
+                       "hydra.launcher.jobs=2"], outputs)
+        runs.update({(mode, family): run for family in REAL})
     return outputs, runs
 
 

@@ -36,6 +36,8 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
 def test_read_sweep_finished_hash_and_failed_markers(tmp_path):
     cell = cell_dir(tmp_path, "qwen", "Counting", 0)
     write_parquet(pl.DataFrame({"model": ["qwen"], "config_hash": ["abc"]}), cell / "scores.parquet")
+    assert finished_hash(cell) is None   # scores without predictions: not finished
+    write_parquet(pl.DataFrame({"idx": ["q1"]}), cell / "predictions.parquet")
     failed = cell_dir(tmp_path, "qwen", "Jigsaw", 0)
     failed.mkdir(parents=True)
     (failed / "FAILED.json").write_text('{"cell": "x", "error": "boom"}')

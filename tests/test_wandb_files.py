@@ -63,7 +63,7 @@ def test_logged_artifacts(offline_run):
     by_name = {a["name"]: a for a in offline_run["artifacts"]}
     assert {**by_name["questions"], "aliases": sorted(by_name["questions"]["aliases"])} == {
         "name": "questions", "type": "dataset", "aliases": ["latest", "v-test"], "used": False,
-        "entries": ["questions.txt"]}
+        "entries": ["questions.txt"], "metadata": {}}
     assert any(a["type"] == "run_table" for a in offline_run["artifacts"])   # the logged table's artifact
     assert offline_run["used_artifacts"] == []
 

@@ -74,7 +74,7 @@ def _coerce(value: Any, kind: Any, key: str, meta: dict) -> Any:
     if dataclasses.is_dataclass(kind):
         if not isinstance(value, dict):
             raise _fail(key, value, f"a group of keys ({', '.join(f.name for f in dataclasses.fields(kind))})")
-        return _read(kind, value, key + ".")
+        return parse(kind, value, key + ".")
     if origin is Literal:
         if value not in args:
             raise _fail(key, value, f"one of: {', '.join(map(str, args))}")
@@ -118,7 +118,8 @@ def unknown_key(key: str, valid: list[str]) -> SpecError:
     return SpecError(f"unknown key {key!r}{hint}")
 
 
-def _read(cls: type, node: dict, prefix: str = "") -> Any:
+def parse(cls: type, node: dict, prefix: str = "") -> Any:
+    """A spec dataclass from a plain dict (keys under `prefix` in messages); every value checked."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for name in node:
@@ -496,7 +497,7 @@ class CellSpec:
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> CellSpec:
         """The spec of a composed config; a bad value raises SpecError (one line naming the key)."""
-        return _read(cls, as_dict(cfg))
+        return parse(cls, as_dict(cfg))
 
     @property
     def source(self) -> str:
@@ -604,7 +605,7 @@ class ReduceSpec:
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> ReduceSpec:
-        return _read(cls, as_dict(cfg))
+        return parse(cls, as_dict(cfg))
 
 
 def _existing_path(value: str) -> str | None:
@@ -621,7 +622,7 @@ class RescoreSpec:
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> RescoreSpec:
-        return _read(cls, as_dict(cfg))
+        return parse(cls, as_dict(cfg))
 
 
 def _budgets(value: list) -> str | None:
@@ -652,4 +653,4 @@ class SelectSpec:
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> SelectSpec:
-        return _read(cls, as_dict(cfg))
+        return parse(cls, as_dict(cfg))
