@@ -17,6 +17,12 @@ ARM_COLOURS = {"base": "#666666", "direct": "#1b9e77", "uniform": "#a6761d", RAN
                "oracle": "#e7298a"}
 
 
+def whiskers(value: float, low: float, high: float) -> list[list[float]]:
+    """errorbar's yerr for an interval; a bound past the estimate by float rounding (a bootstrap of all-correct
+    answers) gives a zero whisker, not a negative one."""
+    return [[max(0.0, value - low)], [max(0.0, high - value)]]
+
+
 def plot_target(accuracy: pl.DataFrame, draws: pl.DataFrame, target: str, path: Path) -> Path:
     """Accuracy on `target` per arm with its interval; the random arm's single draws as grey dots."""
     rows = accuracy.filter(pl.col("target_task") == target)
@@ -25,7 +31,7 @@ def plot_target(accuracy: pl.DataFrame, draws: pl.DataFrame, target: str, path: 
     ax = fig.add_subplot()
     for x, arm in enumerate(arms):
         row = rows.filter(pl.col("arm") == arm).row(0, named=True)
-        ax.errorbar(x, row["accuracy"], yerr=[[row["accuracy"] - row["ci_low"]], [row["ci_high"] - row["accuracy"]]],
+        ax.errorbar(x, row["accuracy"], yerr=whiskers(row["accuracy"], row["ci_low"], row["ci_high"]),
                     fmt="o", color=ARM_COLOURS.get(arm, "black"), capsize=4)
         if arm == RANDOM:
             values = draws.filter(pl.col("target_task") == target)["accuracy"].to_list()
@@ -50,7 +56,7 @@ def plot_summary(versus: pl.DataFrame, path: Path) -> Path:
                 continue
             row = rows.row(0, named=True)
             ax.errorbar(x + (k - 1) * width, row["difference"],
-                        yerr=[[row["difference"] - row["ci_low"]], [row["ci_high"] - row["difference"]]], fmt="s",
+                        yerr=whiskers(row["difference"], row["ci_low"], row["ci_high"]), fmt="s",
                         color=ARM_COLOURS[arm], capsize=3, label=arm if x == 0 else None)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(targets)), targets, rotation=25, ha="right")
