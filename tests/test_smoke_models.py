@@ -3,6 +3,7 @@ BLINK fixture with realistic JPEG/PNG images."""
 from __future__ import annotations
 
 import io
+import json
 import math
 
 import polars as pl
@@ -10,10 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.helpers import compose_spec
 from transfer.data.blink import IMAGE_SLOTS, read_split
 from transfer.encode import TOKEN_KEYS, chat_prompt, processor_images
-from transfer.models.families import load_pretrained
-from transfer.models.smoke import REAL_PROCESSOR, REAL_TOKENS, build_smoke, main, write_blink_fixture
+from transfer.models.families import load_pretrained, load_processor
+from transfer.models.reference import PREPROCESSOR_CONFIG, PROCESSOR_CONFIG, REAL_TOKENS, save_reference_processor
+from transfer.models.smoke import build_smoke, main, write_blink_fixture
 from transfer.tasks import TASK_NAMES, TASKS
 
 FAMILIES = ["llava", "qwen", "idefics"]
@@ -63,16 +66,27 @@ def vision_tokens(model, enc: dict) -> int:
     return sum(f.shape[0] for f in features)
 
 
-def test_real_model_class_and_processor_settings(smoke):
+def test_real_model_class_and_processor_settings(smoke, tmp_path):
     expected_class = {"llava": "LlavaForConditionalGeneration", "qwen": "Qwen2_5_VLForConditionalGeneration",
                       "idefics": "Idefics3ForConditionalGeneration"}[smoke.family]
     assert type(smoke.model).__name__ == expected_class
     settings = smoke.processor.image_processor.to_dict()
-    for key, value in REAL_PROCESSOR[smoke.family]["image_processor"].items():
-        got = settings[key]
-        assert (list(got) if isinstance(got, tuple) else got) == value, key
-    for key, value in REAL_PROCESSOR[smoke.family]["processor"].items():
-        assert getattr(smoke.processor, key) == value, key
+    stored = dict(PREPROCESSOR_CONFIG[smoke.family])
+    if smoke.family == "qwen":   # the stored area bounds become the processor's size
+        stored["size"] = {"shortest_edge": stored.pop("min_pixels"), "longest_edge": stored.pop("max_pixels")}
+    for key, value in stored.items():
+        if key not in ("image_processor_type", "processor_class"):
+            got = settings[key]
+            assert (list(got) if isinstance(got, tuple) else got) == value, key
+    for key, value in (PROCESSOR_CONFIG[smoke.family] or {}).items():
+        if key != "processor_class":
+            assert getattr(smoke.processor, key) == value, key
+    # the checkpoint stores its processor as the real one does: the legacy files, no nested image processor
+    checkpoint = build_smoke(smoke.family, tmp_path, width="tiny")
+    assert json.loads((checkpoint / "preprocessor_config.json").read_text()) == PREPROCESSOR_CONFIG[smoke.family]
+    processor_file = checkpoint / "processor_config.json"
+    assert (json.loads(processor_file.read_text()) if processor_file.exists() else None) == PROCESSOR_CONFIG[
+        smoke.family]
 
 
 def test_image_tokens_match_vision_tower_and_real_formula(smoke):
@@ -91,6 +105,42 @@ def test_forward_at_real_image_sizes(smoke, n_images):
         logits = smoke.model(**enc).logits
     assert logits.shape == (1, enc["input_ids"].shape[1], smoke.model.config.text_config.vocab_size)
     assert torch.isfinite(logits).all()
+
+
+def budget_tokens(width: int, height: int, max_pixels: int) -> int:
+    """Qwen2.5-VL's image tokens for an image above `max_pixels`: both sides scaled by sqrt(area / max_pixels)
+    and floored to multiples of 28, one token per merged 28 x 28 patch."""
+    beta = math.sqrt(width * height / max_pixels)
+    return math.floor(height / beta / 28) * math.floor(width / beta / 28)
+
+
+@pytest.mark.parametrize(("model", "overrides"), [
+    ("qwen2.5vl-7b", []), ("idefics3-8b", ["model.pixels.longest_edge=728"]),
+    ("idefics3-8b", ["model.pixels.image_splitting=false"])])
+def test_the_pixel_budget_binds_over_the_checkpoints_stored_settings(tmp_path, model, overrides):
+    """The budget of the real config wins over what the checkpoint's preprocessor_config.json stores (Qwen2.5-VL:
+    min_pixels 3136 / max_pixels 12845056; Idefics3: longest edge 1456, splitting), for the processor the cells
+    load and the reference processor the planner counts with."""
+    spec = compose_spec(f"model={model}", *overrides).model
+    pixels = spec.pixels.processor_kwargs()
+    width, height = 1500, 1000
+    if spec.family == "qwen":
+        expected = budget_tokens(width, height, spec.pixels.max_pixels)
+    elif spec.pixels.image_splitting:   # 364-px tiles of the image resized to the longest edge, + the global view
+        edge = spec.pixels.longest_edge
+        expected = (math.ceil(edge / 364) * math.ceil(int(height * edge / width) / 364) + 1) * 169
+    else:                               # one view
+        expected = 169
+    stored = expected_image_tokens(spec.family, width, height)
+    assert expected < stored
+    checkpoint = build_smoke(spec.family, tmp_path / "smoke", width="tiny")
+    for path in (checkpoint, save_reference_processor(spec.family, tmp_path / "reference")):
+        unbounded, bounded = load_processor(spec.family, path), load_processor(spec.family, path, pixels)
+        for processor, tokens in ((unbounded, stored), (bounded, expected)):
+            text = chat_prompt(processor, 1, QUESTION)
+            ids = processor(images=processor_images(spec.family, [image((width, height))]), text=[text])["input_ids"]
+            assert sum(t == processor.image_token_id for t in ids[0]) == tokens, (path.name, pixels)
+        assert "min_pixels" not in bounded.tokenizer.init_kwargs   # the budget goes to the image processor only
 
 
 def test_chat_template_renders_the_real_format(smoke):

@@ -102,6 +102,11 @@ class TaskResult:
     def unparsed(self) -> int:
         return sum(p == UNPARSED for p in self.predicted)
 
+    @property
+    def unparsed_share(self) -> float:
+        """The share of the target's questions whose generated answer declares no option (0 for loglik)."""
+        return self.unparsed / len(self.gold)
+
 
 def split_head(options: list[list[int]]) -> tuple[list[int], list[int]] | None:
     """(shared head, final token per option) when the options differ only in their last token, else None."""

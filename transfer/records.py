@@ -19,7 +19,7 @@ SCORE_SCHEMA = {
     "sweep": pl.String, "model": pl.String, "checkpoint": pl.String, "data_source": pl.String,
     "eval_mode": pl.String, "calibration": pl.String, "source_task": pl.String, "seed": pl.Int64,
     "target_task": pl.String, "n": pl.Int64, "correct": pl.Int64, "accuracy": pl.Float64, "chance": pl.Float64,
-    "correct_raw": pl.Int64, "accuracy_raw": pl.Float64, "unparsed": pl.Int64,
+    "correct_raw": pl.Int64, "accuracy_raw": pl.Float64, "unparsed": pl.Int64, "unparsed_share": pl.Float64,
     "data_revision": pl.String, "train_data_revision": pl.String,
     "train_examples": pl.Int64, "train_steps": pl.Int64, "train_seconds": pl.Float64, "eval_seconds": pl.Float64,
     "config_hash": pl.String, "git_commit": pl.String, "created_at": pl.String,

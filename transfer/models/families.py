@@ -1,6 +1,6 @@
 """The three VLM families: loading a checkpoint (hub id or local dir) and its processor, the chat format.
 
-The embedded tiny models (models/tiny.py) are saved with `save_pretrained` and come back through the
+The embedded tiny models (transfer/embedded/tiny.py) are saved with `save_pretrained` and come back through the
 same `load_pretrained` as a real checkpoint, so both paths share every line below.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor, Qwen2_5_VLProcessor
+from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoProcessor, Qwen2_5_VLProcessor
 from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 from transformers.processing_utils import ProcessorMixin
 
@@ -40,10 +40,12 @@ class LoadedModel:
 
 
 def load_processor(family: str, checkpoint: str | Path, pixels: dict | None = None) -> ProcessorMixin:
-    """The checkpoint's processor; `pixels` (PixelSpec.processor_kwargs) sets its image budget."""
+    """The checkpoint's processor; `pixels` (PixelSpec.processor_kwargs) sets its image processor's budget over
+    whatever the checkpoint stores (given to the image processor alone, not to the tokenizer)."""
+    parts = {"image_processor": AutoImageProcessor.from_pretrained(str(checkpoint), **pixels)} if pixels else {}
     if family == "qwen":
-        return Qwen25VLImageOnlyProcessor.from_pretrained(str(checkpoint), **(pixels or {}))
-    return AutoProcessor.from_pretrained(str(checkpoint), **(pixels or {}))
+        return Qwen25VLImageOnlyProcessor.from_pretrained(str(checkpoint), **parts)
+    return AutoProcessor.from_pretrained(str(checkpoint), **parts)
 
 
 def load_pretrained(family: str, checkpoint: str | Path, dtype: str = "float32", pixels: dict | None = None

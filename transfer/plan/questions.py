@@ -6,10 +6,10 @@ or BLINK's val sizes) or a BLINK snapshot's files (the val split carved by `tran
 on a sample of each task's questions (the chat prompt with every image expanded to its image tokens):
 
 - a real checkpoint found locally (a directory, or the hub cache): its processor, with `model.pixels` applied;
-- otherwise the family's reference processor (`transfer.models.smoke`: the real image processor, chat template and
-  special tokens, a locally trained tokenizer), so image tokens follow the real geometry and pixel budget exactly
-  and text tokens are an estimate;
-- the embedded default: the pretrained tiny model's processor when the base stage has run; before that a
+- otherwise the family's reference processor (`transfer.models.reference`: the real image processor, chat template
+  and special tokens, a locally trained tokenizer), so image tokens follow the real geometry and pixel budget
+  exactly and text tokens are an estimate;
+- the embedded default: the pretrained tiny model's processor once it is pretrained; before that a
   stand-in built from the family's tiny geometry and a tokenizer trained on the sampled prompts (an estimate).
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ _PROFILES: dict[str, Profile] = {}
 def profile(spec: CellSpec) -> Profile:
     """The task profile of the cells of `spec`'s model (computed once per model configuration and data)."""
     model = spec.model
-    if model.checkpoint is None:   # the embedded base model: its name, architecture and base stage
+    if model.checkpoint is None:   # the embedded base model: its name, architecture and pretraining
         decides = {"model": dataclasses.asdict(model), "cache": str(spec.cache_dir),
                    "pretrain": dataclasses.asdict(spec.pretrain)}
     else:                          # a checkpoint's processor, or the family's reference one (shared by sizes)
@@ -124,11 +124,11 @@ def _processor(spec: CellSpec, prompts: list[Question]):
         if (built / "config.json").exists():
             return load_processor(model.family, built), "the pretrained tiny model's processor"
         return (_tiny_stand_in(spec, prompts), "the family's tiny geometry and a tokenizer trained on the sampled "
-                "prompts (estimate: the base stage has not built the tiny model yet)")
+                "prompts (estimate: the tiny model is not pretrained yet)")
     if _local(model.checkpoint):
         return load_processor(model.family, model.checkpoint, pixels), f"{model.checkpoint}'s processor"
     return (load_processor(model.family, _reference(model.family), pixels),
-            f"the {model.family} family's reference processor (transfer/models/smoke.py; the checkpoint is not "
+            f"the {model.family} family's reference processor (transfer/models/reference.py; the checkpoint is not "
             "downloaded): image tokens exact, text tokens from a small local tokenizer (an overestimate)")
 
 
@@ -145,11 +145,11 @@ _REFERENCE: dict[str, Path] = {}
 
 
 def _reference(family: str) -> Path:
-    """A smoke checkpoint of the family (real processor, tiny random weights), built once per process."""
+    """The family's reference processor files, written once per process."""
     if family not in _REFERENCE:
-        from transfer.models.smoke import build_smoke
+        from transfer.models.reference import save_reference_processor
 
-        _REFERENCE[family] = build_smoke(family, Path(tempfile.mkdtemp(prefix=f"plan-{family}-")), width="tiny")
+        _REFERENCE[family] = save_reference_processor(family, Path(tempfile.mkdtemp(prefix=f"plan-{family}-")))
     return _REFERENCE[family]
 
 
