@@ -76,6 +76,43 @@ def test_the_analysis_can_read_the_completed_matrix(sweep) -> None:
     assert "rest on the completed matrix: 143 cells" in (sweep_dir / "reduce" / "report.html").read_text()
 
 
+def test_a_model_without_an_observed_row_is_named_not_left_out_silently(sweep, tmp_path, caplog) -> None:
+    """A second model of the sweep that ran only its none cell cannot be completed: the reducer says so in one
+    warning line and records it in reduce_summary.json and the report's setup."""
+    import logging
+    import shutil
+
+    from transfer.reduce import reduce_sweep
+
+    sweep_dir, _ = sweep
+    copy = tmp_path / "test"
+    shutil.copytree(sweep_dir / "cells", copy / "cells")
+    llava = copy / "cells" / "llava" / BASELINE / "seed=0"
+    llava.mkdir(parents=True)
+    for record in ("scores.parquet", "predictions.parquet"):
+        (pl.read_parquet(copy / "cells" / "qwen" / BASELINE / "seed=0" / record)
+         .with_columns(pl.lit("llava").alias("model")).write_parquet(llava / record))
+    with caplog.at_level(logging.WARNING, logger="transfer"):
+        summary = reduce_sweep(copy, analysis={"persona_permutations": 50}, n_boot=50)
+    named = [r.getMessage() for r in caplog.records if "not completed" in r.getMessage()]
+    assert len(named) == 1 and "llava" in named[0] and "\n" not in named[0]
+    recorded = json.loads((copy / "reduce" / "reduce_summary.json").read_text())
+    assert list(recorded["not_completed"]) == ["llava"] == list(summary["not_completed"])
+    assert "no observed PGF row" in recorded["not_completed"]["llava"]
+    assert set(pl.read_parquet(copy / "reduce" / "completion.parquet")["model"]) == {"qwen"}   # qwen completed
+    assert "not_completed" in (copy / "reduce" / "report.html").read_text()
+
+
+def test_a_full_grid_beside_a_model_without_rows_still_names_it(tmp_path) -> None:
+    from tests.helpers import long_frame
+    from transfer.reduce import complete_partial_grid
+
+    observed = long_frame(np.random.default_rng(0).normal(size=(13, 13)), model="qwen")
+    pgf, predicted, not_completed = complete_partial_grid(observed, tmp_path, "observed", ["llava", "qwen"])
+    assert predicted is None and pgf.height == observed.height and list(not_completed) == ["llava"]
+    assert not (tmp_path / "completion.parquet").exists()
+
+
 def test_the_heatmap_outlines_predicted_cells(tmp_path) -> None:
     from transfer.analysis.figures import plot_heatmap
 

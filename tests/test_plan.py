@@ -44,12 +44,13 @@ def test_the_embedded_grid_plan_counts_cells_questions_and_image_tokens_and_runs
     # 16 image tokens per image in every tiny family ((64/16)^2; qwen (64/8)^2 merged 2x2), equal counts per target
     images = sum(TASKS[t].n_images for t in TASK_NAMES) / 13
     assert plan["image_tokens"].to_list() == pytest.approx([16 * images] * 42)
+    # before the base model is built, text tokens are an estimate (exact once built: the test below)
     assert (plan["eval_tokens"] > plan["image_tokens"] + 20).all()
     assert (plan["device"] == "CPU").all() and (plan["hours"] > 0).all()
     printed = run.stdout
     assert "plan: 42 cells (21 predicted, 21 to run)" in printed
     assert all(f"{m}/{s}/0 " in printed for m, s, _ in plan.select("model", "source_task", "seed").iter_rows())
-    assert "base stage is not cached yet" in printed and "estimate" in printed
+    assert "not cached yet" in printed and "estimate" in printed
     assert "local launcher: 21 cells" in printed
 
 
@@ -198,6 +199,80 @@ def test_status_tells_finished_stale_failed_to_run_and_predicted_cells_apart(tmp
     _finish(cell, "another-config")
     assert status(spec, True) == "stale"
     assert status(dataclasses.replace(spec, overwrite=True), True) == "to run"
+
+
+def test_the_plan_of_mixture_cells_lists_each_with_its_questions_tokens_and_cost(tmp_path) -> None:
+    """A mixture cell of the data-selection experiment is planned like a task cell: its label, the training questions
+    its mixture draws, their tokens weighted by the shares, and its share of the steps."""
+    from transfer.plan import make_plan
+    from transfer.plan.questions import profile
+
+    arms = tmp_path / "arms.json"
+    arms.write_text(json.dumps([
+        {"label": "mix-one", "tasks": ["Counting"], "weights": [1.0], "examples": 64, "steps_scale": 1.0},
+        {"label": "mix-two", "tasks": ["Counting", "Jigsaw"], "weights": [0.75, 0.25], "examples": 40,
+         "steps_scale": 0.5},
+        {"label": "mix-base", "tasks": [], "weights": [], "examples": 64}]))
+    common = ("experiment=test", f"paths.outputs={tmp_path}", "model=qwen")
+    specs = [compose_spec(*common, f"mix.arms={arms}", f"mix.arm={i}") for i in range(3)]
+    specs += [compose_spec(*common, f"source_task={s}") for s in ("Counting", BASELINE)]
+    plan = make_plan(specs, [True] * len(specs)).rows
+    rows = {r["source_task"]: r for r in plan.iter_rows(named=True)}
+    assert sorted(rows) == sorted(["mix-one", "mix-two", "mix-base", "Counting", BASELINE])
+    assert all(r["status"] == "to run" and r["eval_questions"] == 13 * 12 for r in rows.values())
+    tokens = {t: profile(specs[0]).tasks[t].train_tokens for t in ("Counting", "Jigsaw")}
+    assert [rows[m]["train_questions"] for m in ("mix-one", "mix-two", "mix-base")] == [64, 40, 0]
+    assert rows["mix-two"]["train_tokens"] == pytest.approx((30 * tokens["Counting"] + 10 * tokens["Jigsaw"]) / 40)
+    assert rows["mix-one"]["train_tokens"] == pytest.approx(tokens["Counting"])
+    assert rows["mix-base"]["train_tokens"] == 0
+    # the same eval and overhead everywhere: the training part scales with steps x tokens per question
+    assert rows["mix-one"]["hours"] == pytest.approx(rows["Counting"]["hours"])
+    assert rows["mix-base"]["hours"] == pytest.approx(rows[BASELINE]["hours"])
+    steps = specs[0].train.steps
+    trained = {m: rows[m]["hours"] - rows[BASELINE]["hours"] for m in ("mix-one", "mix-two")}
+    assert trained["mix-two"] / trained["mix-one"] == pytest.approx(
+        max(1, round(steps * 0.5)) / steps * rows["mix-two"]["train_tokens"] / tokens["Counting"])
+
+
+def test_embedded_prompt_tokens_equal_the_tokenizers_count_plus_the_image_tokens(tmp_path) -> None:
+    """Once the tiny model exists (its processor in the cache), the plan's tokens per question are exact: the
+    tokenizer's count of each sampled chat prompt, plus each image's placeholder expanded to its image tokens
+    ((64 / 8)^2 patches merged 2 x 2 = 16 for qwen), counted here with the tokenizer alone (the cells' chat format,
+    not the processor's image path the plan counts with)."""
+    from transformers import AutoTokenizer
+
+    from transfer.data.prompts import format_prompt
+    from transfer.embedded.pretrain import CHAT_WORDS, pretrain_key
+    from transfer.embedded.suite import generate_rows
+    from transfer.embedded.tiny import build_tiny
+    from transfer.encode import chat_prompt
+    from transfer.models.families import load_processor
+    from transfer.plan import make_plan
+    from transfer.plan.questions import SAMPLE
+
+    spec = compose_spec("experiment=test", f"paths.outputs={tmp_path}", "model=qwen", "source_task=Counting")
+    tiny, data = spec.model.tiny, spec.data
+    built = spec.cache_dir / "models" / f"{spec.model.name}-{pretrain_key(spec)}"
+    build_tiny("qwen", dataclasses.asdict(tiny), CHAT_WORDS + ["How many discs are there?"], 0, built)
+    processor, tokenizer = load_processor("qwen", built), AutoTokenizer.from_pretrained(built)   # the chat format
+    per_image = (tiny.image_size // tiny.patch_size) ** 2 // tiny.merge_size ** 2
+
+    def mean_tokens(task: str, split: str) -> float:
+        counts = []
+        for row in generate_rows(task, SAMPLE, seed=data.seed, split=split, image_size=data.image_size):
+            text = chat_prompt(processor, len(row["images"]), format_prompt(row["question"], row["choices"]))
+            assert text.count("<|image_pad|>") == len(row["images"])
+            counts.append(len(tokenizer(text)["input_ids"]) + (per_image - 1) * len(row["images"]))
+        return sum(counts) / len(counts)
+
+    plan = make_plan([spec], [True])
+    assert any("the pretrained tiny model's processor" in a for a in plan.assumptions)
+    row = plan.rows.row(0, named=True)
+    assert per_image == 16 and row["image_tokens"] == pytest.approx(
+        16 * sum(TASKS[t].n_images for t in TASK_NAMES) / 13)
+    # experiment=test evaluates 12 questions of every target: the targets weigh alike
+    assert row["eval_tokens"] == pytest.approx(sum(mean_tokens(t, "val") for t in TASK_NAMES) / 13)
+    assert row["train_tokens"] == pytest.approx(mean_tokens("Counting", "train"))
 
 
 def _profile(tokens: float) -> Profile:

@@ -2,11 +2,13 @@
 
     python -m transfer.select from_sweep=main model=llava 'targets=[Art_Style,Visual_Similarity]'
     python -m transfer.select from_sweep=paper model=qwen2.5vl-7b 'targets=[Jigsaw,Object_Localization]' \\
-        "overrides=['data=blink','data.root=/data/BLINK','hydra/launcher=slurm_gpu1']"
+        "overrides=['experiment=paper','data.root=/data/BLINK']"
 
-Chooses the arms from the finished sweep `from_sweep` (its PGF on one half of each target's questions), runs every
+Chooses the arms from the finished sweep `from_sweep` (its PGF on one half of each task's questions), runs every
 arm x seed as a mixture cell of the sweep `sweep` (finished cells are skipped, a changed one is refused), then
 writes `outputs/<sweep>/selection/`: the tables, a figure per target, a summary figure, report.html and a W&B run.
+`overrides` are the source sweep's own (the same data and training settings; experiment=paper brings the SLURM
+launcher, whose per-sweep reducer job is turned off: the selection has its own statistics).
 See transfer/selection/experiment.py for the steps.
 """
 from __future__ import annotations
@@ -29,28 +31,30 @@ log = logging.getLogger("transfer")
 
 def prepare(spec: SelectSpec, outputs: Path) -> tuple[dict, Path]:
     """Choose the arms from the source sweep and write the plan; returns (plan, arms file)."""
-    from transfer.selection.experiment import plan_arms, question_halves, selection_pgf, source_predictions, write_plan
+    from transfer.selection.experiment import select_arms, source_predictions, write_plan
 
     source = outputs / spec.from_sweep
     predictions = source_predictions(source, spec.model.name)
-    halves = question_halves(predictions, spec.model.name, spec.targets, spec.split_salt)
-    pgf = selection_pgf(predictions, spec.model.name, {t: chosen for t, (chosen, _) in halves.items()})
     planted_file = source / "reduce" / "planted.parquet"   # the synthetic suite's planted table: the oracle arm
     planted = pl.read_parquet(planted_file) if planted_file.exists() else None
     examples = spec.examples or _trained_on(source, spec.model.name)
-    mixtures, roles = plan_arms(pgf, spec.model.name, spec.targets, k=spec.k, n_random=spec.n_random, seed=0,
-                                examples=examples, budgets=spec.budgets, planted=planted)
+    chosen = select_arms(predictions, spec.model.name, spec.targets, salt=spec.split_salt, k=spec.k,
+                         n_random=spec.n_random, examples=examples, budgets=spec.budgets, planted=planted)
+    notes = list(dict.fromkeys(f"{r['target_task']} {r['arm']}: {r['note']}" for r in chosen.roles if r["note"]))
     meta = {"model": spec.model.name, "from_sweep": spec.from_sweep, "targets": spec.targets, "k": spec.k,
             "n_random": spec.n_random, "seeds": spec.seeds, "budgets": spec.budgets, "examples": examples,
-            "split": f"per target, the base model's eval questions halved by sha256({spec.split_salt}/<target>/idx)"
-                     " order, stratified by answer: the selection half chooses, the scoring half scores",
-            "cells": len(mixtures) * len(spec.seeds)}
+            "split": f"per task, the base model's eval questions halved by sha256({spec.split_salt}/<task>/idx)"
+                     " order, stratified by answer: the selection halves choose, the scoring halves score",
+            "cells": len(chosen.mixtures) * len(spec.seeds), "notes": notes}
     out = outputs / spec.sweep / "selection"
-    arms = write_plan(out, mixtures, roles, halves, meta)
+    arms = write_plan(out, chosen, meta)
+    for note in notes:
+        log.info("%s", note)
     log.info("data selection: %d targets, %d arms, %d distinct mixtures x %d seeds = %d cells (plan in %s)",
-             len(spec.targets), len(roles), len(mixtures), len(spec.seeds), meta["cells"], out)
-    return {**meta, "roles": roles, "questions": {t: {"selection": a, "scoring": b} for t, (a, b) in halves.items()},
-            "mixtures": len(mixtures)}, arms
+             len(spec.targets), len(chosen.roles), len(chosen.mixtures), len(spec.seeds), meta["cells"], out)
+    return {**meta, "roles": chosen.roles,
+            "questions": {t: {"selection": a, "scoring": b} for t, (a, b) in chosen.halves.items()},
+            "mixtures": len(chosen.mixtures)}, arms
 
 
 def _trained_on(source: Path, model: str) -> int:
@@ -66,13 +70,38 @@ def _trained_on(source: Path, model: str) -> int:
     return int(trained.median())
 
 
-def run_cells(spec: SelectSpec, plan: dict, arms: Path, option: str) -> None:
-    """Every mixture x seed through the real CLI, as one multirun (local or SLURM, as the overrides say)."""
+def cell_command(spec: SelectSpec, arms: Path, n_mixtures: int, option: str) -> list[str]:
+    """The `transfer.run` arguments of the experiment's cells: every mixture x seed as one multirun, with the
+    source sweep's overrides. When the cells' launcher (as Hydra composes it: hydra/launcher=slurm*, or one that
+    experiment=paper brings) queues a reducer job, that job is turned off: the selection has its own statistics."""
     from transfer.selection.experiment import cell_args
 
-    args = cell_args(arms, plan["mixtures"], option, spec.seeds, spec.sweep, spec.overrides)
-    if any(o.startswith("hydra/launcher=slurm") for o in spec.overrides):
-        args.append("hydra.launcher.reducer_command=null")   # the selection has its own statistics, not a PGF grid
+    args = cell_args(arms, n_mixtures, option, spec.seeds, spec.sweep, spec.overrides)
+    if _cells_launcher(option, spec.overrides).get("reducer_command") is not None:
+        args.append("hydra.launcher.reducer_command=null")
+    return args
+
+
+def _cells_launcher(option: str, overrides: list[str]) -> DictConfig:
+    """The hydra.launcher node of the cells' config (conf/config.yaml with the model and the overrides); overrides
+    Hydra cannot compose are a one-line error."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    args = [f"model={option}", *overrides]
+    try:
+        if GlobalHydra.instance().is_initialized():   # inside transfer.select's own Hydra app: the same conf/
+            return compose(config_name="config", overrides=args, return_hydra_config=True).hydra.launcher
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name="config", overrides=args, return_hydra_config=True).hydra.launcher
+    except HydraException as err:
+        raise ValueError(f"overrides={overrides}: the cells' config does not compose: "
+                         f"{str(err).splitlines()[0]}") from err
+
+
+def run_cells(args: list[str]) -> None:
+    """The cells through the real CLI, as one multirun (local or SLURM, as the overrides say)."""
     log.info("running: python -m transfer.run %s", " ".join(args))
     done = subprocess.run([sys.executable, "-m", "transfer.run", *args])
     if done.returncode:
@@ -118,18 +147,18 @@ def analyse(spec: SelectSpec, plan: dict, outputs: Path) -> dict:
 
 
 def _log_wandb(spec: SelectSpec, outputs: Path, tables: dict, figures: dict, report: Path, setup: dict) -> None:
-    import wandb
-
-    from transfer.tracking import wandb_run
+    """The selection's W&B run; never raises (transfer.tracking)."""
+    from transfer.tracking import never_fatal, wandb_run
 
     sweep_dir = outputs / spec.sweep
-    with wandb_run(spec.wandb, sweep_dir=sweep_dir, group=spec.sweep, job_type="reduce", name="selection",
-                   run_key="selection", config=setup, tags=["selection"]) as run:
+    with never_fatal("selection run"), wandb_run(
+            spec.wandb, sweep_dir=sweep_dir, group=spec.sweep, job_type="reduce", name="selection",
+            run_key="selection", config=setup, tags=["selection"]) as run:
         for budget, stats in tables.items():
             for name, table in stats.items():
                 run.log_table(f"selection/budget={budget}/{name}", table)
-            run.log({f"selection/budget={budget}/{p.stem}": wandb.Image(str(p)) for p in figures[budget]})
-        run.log({"selection/report": wandb.Html(report.read_text())})
+            run.log_images(f"selection/budget={budget}", figures[budget])
+        run.log_html("selection/report", report)
         run.log_artifact(f"selection-{spec.sweep}", "selection-results",
                          [p for p in (report.parent).rglob("*") if p.is_file()])
 
@@ -141,13 +170,11 @@ def main(cfg: DictConfig) -> None:
     option = HydraConfig.get().runtime.choices["model"]   # the config the cells compose (model=<option>)
     outputs = Path(spec.paths.outputs)
     plan, arms = prepare(spec, outputs)
+    args = cell_command(spec, arms, plan["mixtures"], option)
     if not spec.run:
-        from transfer.selection.experiment import cell_args
-
-        print("python -m transfer.run " + " ".join(cell_args(arms, plan["mixtures"], option, spec.seeds,
-                                                             spec.sweep, spec.overrides)))
+        print("python -m transfer.run " + " ".join(args))
         return
-    run_cells(spec, plan, arms, option)
+    run_cells(args)
     analyse(spec, plan, outputs)
 
 

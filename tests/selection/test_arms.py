@@ -114,6 +114,24 @@ def test_arms_rank_sources_weight_them_and_keep_the_target_out():
         assert not arm.sources or sum(arm.weights) == pytest.approx(1.0)
 
 
+def test_pgf_weighted_falls_back_to_pgf_top_with_a_note_when_no_top_source_helps():
+    hurting = matrix()
+    hurting[:, TASK_NAMES.index(T)] = np.where(np.arange(13) == TASK_NAMES.index(T), 0.9, -0.2)
+    hurting[TASK_NAMES.index(B), TASK_NAMES.index(T)] = 0.0                 # the best source: no transfer
+    named = by_name(arms_for_target(long_pgf([hurting]), "m", T, k=3, n_random=5, seed=0))
+    assert named["pgf_weighted"].sources == named["pgf_top"].sources
+    assert named["pgf_weighted"].weights == named["pgf_top"].weights == pytest.approx((1 / 3,) * 3)
+    assert "no top-3 source has a positive PGF" in named["pgf_weighted"].note
+    helped = by_name(arms_for_target(long_pgf(seeds()), "m", T, k=3, n_random=5, seed=0))
+    assert all(arm.note is None for arm in helped.values())
+
+
+def test_the_centred_ranking_needs_more_than_the_targets_column():
+    only_t = long_pgf(seeds()).filter(pl.col("target_task") == T)
+    with pytest.raises(ValueError, match="PGF toward 1 target"):
+        pgf_toward(only_t, "m", T)
+
+
 def test_random_draws_are_reproducible_distinct_and_never_hold_the_target():
     pgf = long_pgf(seeds())
     draws = [a for a in arms_for_target(pgf, "m", T, 3, 10, seed=7) if a.name == "random"]

@@ -19,7 +19,6 @@ from transfer.plan import cost
 from transfer.plan.questions import SAMPLE, profile
 from transfer.records import FAILED, cell_dir, finished_hash
 from transfer.spec import CellSpec
-from transfer.tasks import BASELINE
 
 PLAN_FILE = "plan.csv"
 NEXT_CELLS = Path("reduce") / "next_cells.csv"
@@ -61,16 +60,15 @@ def make_plan(specs: Sequence[CellSpec], in_grid: Sequence[bool], launcher: Sequ
         if key not in rates:
             rates[key] = cost.rates(spec, prof)
             for text in _model_assumptions(spec, prof, rates[key]):
-                assumptions.setdefault(text, []).append(spec.model.name)
+                models = assumptions.setdefault(text, [])
+                models += [] if spec.model.name in models else [spec.model.name]
         est = cost.estimate(spec, prof, rates[key])
         targets = [prof.tasks[t] for t in spec.target_tasks]
         eval_questions = sum(t.eval_questions for t in targets)
-        source = prof.tasks.get(spec.source)
-        finetunes = spec.source != BASELINE
+        train_questions, train_tokens = cost.training(spec, prof)
         rows.append({
             "model": spec.model.name, "source_task": spec.source, "seed": spec.seed, "status": status(spec, chosen),
-            "train_questions": source.train_questions if finetunes else 0,
-            "train_tokens": source.train_tokens if finetunes else 0.0,
+            "train_questions": train_questions, "train_tokens": train_tokens,
             "eval_questions": eval_questions,
             "eval_tokens": sum(t.eval_questions * t.eval_tokens for t in targets) / eval_questions,
             "image_tokens": sum(t.eval_questions * t.image_tokens for t in targets) / eval_questions,
@@ -152,7 +150,7 @@ def _model_assumptions(spec: CellSpec, prof, rate: cost.Rates) -> list[str]:
 
         built = spec.cache_dir / "models" / f"{model.name}-{pretrain_key(spec)}"
         if not (built / "config.json").exists():
-            out.append(f"the base stage is not cached yet: the model's first cell pretrains it first "
+            out.append(f"the base model is not cached yet: the model's first cell pretrains it first "
                        f"({spec.pretrain.steps} steps, about {duration(cost.pretrain_hours(spec))}, not in the table)")
     elif cost.size_b(spec) is None:
         out.append(f"the checkpoint name gives no parameter count; costed as the family's "
@@ -162,8 +160,10 @@ def _model_assumptions(spec: CellSpec, prof, rate: cost.Rates) -> list[str]:
 
 def _common_assumptions() -> list[str]:
     return [f"prompt tokens: the chat prompt with its images, mean over up to {SAMPLE} questions per task; "
-            "train tokens of the source task, eval tokens weighted over the targets",
-            "a cell trains train.steps x train.batch_size x train.grad_accum questions per device and evaluates "
+            "train tokens of the source task (a mixture's tasks weighted by its shares), eval tokens weighted over the "
+            "targets",
+            "a cell trains train.steps (a mixture: its share of them) x train.batch_size x train.grad_accum (set by "
+            "train.global_batch for the cell's GPUs) questions per device and evaluates "
             "every target on every device; model loading and start-up are not counted on GPUs",
             "GPU memory per GPU: the weights (split over the GPUs under ZeRO-3) plus activations of one micro-batch "
             f"of the longest source task, plus {cost.CUDA_OVERHEAD - 1:.0%}; optimizer state of LoRA left out",

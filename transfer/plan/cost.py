@@ -25,7 +25,6 @@ import polars as pl
 from transfer.plan.questions import Profile
 from transfer.records import SCORES, finished_hash
 from transfer.spec import CellSpec
-from transfer.tasks import BASELINE
 
 ROOT = Path(__file__).resolve().parents[2]
 GPU_FIGURES = ROOT / "bench" / "gpu.json"
@@ -35,8 +34,9 @@ FLOPS_PER_PARAM = {"train": 4.0, "eval": 2.0}   # per token: LoRA's forward + in
 ACTIVATION_MIB = {True: 0.1, False: 0.7}        # per training token and billion parameters (with/without recompute)
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 CUDA_OVERHEAD = 1.1                              # context, allocator fragmentation
-# The embedded default on one CPU thread (docs/cluster.md): tokens/s of the tiny models, seconds per cell
-# besides training and evaluation, seconds per base-stage step, resident memory per cell.
+# Assumed figures for the embedded default on one CPU thread, printed with the plan (how they were measured:
+# docs/cluster.md): tokens/s of the tiny models, seconds per cell besides training and evaluation, seconds per
+# pretraining step, resident memory per cell.
 CPU_TRAIN_TOKENS_S, CPU_EVAL_TOKENS_S, CPU_OVERHEAD_S, CPU_PRETRAIN_STEP_S, CPU_MEM_GB = 20000.0, 75000.0, 1.2, 0.2, 2.0
 
 
@@ -86,23 +86,49 @@ def rates(spec: CellSpec, profile: Profile) -> Rates:
         return measured
     if not on_gpu(spec):
         return Rates(CPU_TRAIN_TOKENS_S, CPU_EVAL_TOKENS_S, CPU_OVERHEAD_S, 0.0,
-                     "documented single-thread CPU figures of the embedded default (docs/cluster.md)")
+                     f"assumed single-thread CPU figures of the embedded default ({CPU_TRAIN_TOKENS_S:.0f} train "
+                     f"and {CPU_EVAL_TOKENS_S:.0f} eval tokens/s, {CPU_OVERHEAD_S:g} s a cell besides them, "
+                     f"{CPU_PRETRAIN_STEP_S:g} s a pretraining step, {CPU_MEM_GB:g} GB; docs/cluster.md)")
     return _bench(spec) or _flops(spec)
+
+
+def training(spec: CellSpec, profile: Profile) -> tuple[int, float]:
+    """(training questions, mean prompt tokens per training question) of a cell: its source task's, none for `none`
+    and a mixture's base arm; a mixture's share of each task as the cell draws it (transfer.cell.mixture_examples),
+    its tokens weighted by those shares."""
+    mixture = spec.mixture
+    if not spec.finetunes:
+        return 0, 0.0
+    if mixture is None:
+        task = profile.tasks[spec.source]
+        return task.train_questions, task.train_tokens
+    from transfer.cell import mixture_examples
+
+    drawn = mixture_examples({t: [t] * profile.tasks[t].train_questions for t in mixture.tasks}, mixture, seed=0)
+    return len(drawn), sum(profile.tasks[t].train_tokens for t in drawn) / len(drawn)
+
+
+def train_steps(spec: CellSpec) -> int:
+    """The optimizer steps of a cell: train.steps, or a mixture's share of them (the budget curve)."""
+    steps, mixture = spec.train.steps, spec.mixture
+    return max(1, round(steps * mixture.steps_scale)) if mixture and mixture.steps_scale < 1 else steps
 
 
 def estimate(spec: CellSpec, profile: Profile, rate: Rates) -> Estimate:
     """One cell's hours, device-hours and memory."""
     n = devices(spec)
     train = spec.train.for_world(n)
-    train_questions = 0 if spec.source == BASELINE else train.steps * train.batch_size * train.grad_accum
-    train_tokens = train_questions * (profile.tasks[spec.source].train_tokens if train_questions else 0.0)
+    _, tokens = training(spec, profile)
+    train_questions = train_steps(spec) * train.batch_size * train.grad_accum if spec.finetunes else 0
+    train_tokens = train_questions * tokens
     eval_tokens = sum(profile.tasks[t].eval_questions * profile.tasks[t].eval_tokens for t in spec.target_tasks)
     seconds = train_tokens / rate.train_tokens_s + eval_tokens / rate.eval_tokens_s + rate.overhead_s
     return Estimate(seconds / 3600, n * seconds / 3600, _memory(spec, profile, rate))
 
 
 def pretrain_hours(spec: CellSpec) -> float:
-    """The embedded base stage of a model (once per model, before its first cell), on one CPU thread."""
+    """The pretraining of a model's embedded base model (once per model, before its first cell), on one CPU
+    thread."""
     return spec.pretrain.steps * CPU_PRETRAIN_STEP_S / 3600
 
 
@@ -161,7 +187,7 @@ def _measured(spec: CellSpec, profile: Profile) -> Rates | None:
     per_step = spec.train.for_world(devices(spec))
     train = [(s["train_steps"][0] * per_step.batch_size * per_step.grad_accum
               * profile.tasks[s["source_task"][0]].train_tokens, s["train_seconds"][0])
-             for s, _ in cells if s["train_steps"][0] and s["source_task"][0] != BASELINE]
+             for s, _ in cells if s["train_steps"][0] and s["source_task"][0] in profile.tasks]   # not mixtures
     evaluation = [(sum(n * profile.tasks[t].eval_tokens for t, n in zip(s["target_task"], s["n"])),
                    s["eval_seconds"].sum()) for s, _ in cells if s["eval_seconds"].sum() > 0]
     if not train or not evaluation:

@@ -4,6 +4,8 @@ each trains on, in what shares.
 For a target T the pool is the 12 other tasks; T's own data enters only the `direct` arm (the ceiling when T has
 data). The PGF arms rank the pool by the seed-mean PGF toward T, raw or double-centred; `random` draws are the
 control of the same size, `bottom` the negative control and `oracle` (synthetic suite) the planted donors.
+When no top-k source has a positive PGF toward T, `pgf_weighted` has nothing to weight by: it falls back to equal
+shares (the same mixture as `pgf_top`) and says so in its `note`.
 """
 from __future__ import annotations
 
@@ -29,11 +31,13 @@ RELATIONS = ("positive", "negative", "none")
 
 @dataclass(frozen=True)
 class Arm:
-    """One training mix: the source tasks and their shares of the training data; `draw` numbers the random arms."""
+    """One training mix: the source tasks and their shares of the training data; `draw` numbers the random arms;
+    `note` says where an arm is not what its name promises (a fallback)."""
     name: str
     sources: tuple[str, ...]
     weights: tuple[float, ...]
     draw: int | None = None
+    note: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.sources) != len(self.weights):
@@ -100,6 +104,14 @@ def pgf_shares(values: Sequence[float]) -> tuple[float, ...]:
     return tuple(float(v) for v in positive / positive.sum())
 
 
+def weighted_arm(sources: Sequence[str], values: Sequence[float]) -> Arm:
+    """pgf_weighted: shares proportional to the positive part of each source's PGF; with none positive, equal
+    shares (the same mixture as pgf_top), noted on the arm."""
+    note = None if max(values) > 0 else (f"no top-{len(values)} source has a positive PGF toward the target: equal "
+                                         f"shares, the same mixture as {PGF_TOP}")
+    return Arm(PGF_WEIGHTED, tuple(sources), pgf_shares(values), note=note)
+
+
 def random_draws(pool: Sequence[str], k: int, n_draws: int, rng: np.random.Generator) -> list[tuple[str, ...]]:
     """n_draws k-subsets of pool (each in pool order), distinct until every subset has been drawn once."""
     n_subsets = math.comb(len(pool), k)
@@ -134,7 +146,9 @@ def planted_donors(planted: pl.DataFrame, target: str) -> tuple[str, ...]:
 def pgf_toward(pgf: pl.DataFrame, model: str, target: str) -> tuple[dict[str, float], dict[str, float]]:
     """({source: seed-mean PGF toward target}, {source: double-centred PGF toward target}) for one model.
 
-    Sources without a run toward target are left out.
+    The centring reads the whole matrix in `pgf` (every target's column: a frame holding only the chosen targets'
+    columns would centre each source on those alone, and with one target every centred value would be 0), so it
+    needs at least two target columns. Sources without a run toward target are left out.
     """
     validate_pgf(pgf, "pgf frame")
     tasks, mean = seed_mean_matrix(pgf, model)          # raises on an unknown model
@@ -142,6 +156,12 @@ def pgf_toward(pgf: pl.DataFrame, model: str, target: str) -> tuple[dict[str, fl
     keep = [] if j is None else [i for i in range(len(tasks)) if i != j and not np.isnan(mean[i, j])]
     if not keep:
         raise ValueError(f"model {model!r} has no PGF rows toward target {target!r}")
+    off = mean.copy()
+    np.fill_diagonal(off, np.nan)
+    columns = int((~np.isnan(off)).any(axis=0).sum())
+    if columns < 2:
+        raise ValueError(f"model {model!r} has PGF toward {columns} target(s); the double-centred PGF needs the "
+                         "matrix's other target columns too (at least two)")
     centred = double_centred(mean)
     return ({tasks[i]: float(mean[i, j]) for i in keep}, {tasks[i]: float(centred[i, j]) for i in keep})
 
@@ -168,7 +188,7 @@ def arms_for_target(pgf: pl.DataFrame, model: str, target: str, k: int, n_random
     top = top_k(raw, k)
     arms = [Arm(BASE, (), ()), equal_arm(DIRECT, (target,)), equal_arm(UNIFORM, pool)]
     arms += [equal_arm(RANDOM, draw, d) for d, draw in enumerate(random_draws(pool, k, n_random, rng))]
-    arms += [equal_arm(PGF_TOP, top), Arm(PGF_WEIGHTED, top, pgf_shares([raw[s] for s in top])),
+    arms += [equal_arm(PGF_TOP, top), weighted_arm(top, [raw[s] for s in top]),
              equal_arm(PGF_CENTRED, top_k(centred, k)), equal_arm(BOTTOM, bottom_k(raw, k))]
     donors = planted_donors(planted, target) if planted is not None else ()
     if donors:
