@@ -47,9 +47,10 @@ test-all: install browser  ## every test, the slow ones too
 lint: install  ## ruff over the whole repository
 	.venv/bin/ruff check .
 
-bench: install  ## benchmarks: the full embedded grid and the reducer
+bench: install  ## benchmarks: the full embedded grid, the reducer and partial-grid completion
 	$(PY) bench/grid.py
 	$(PY) bench/reduce.py
+	$(PY) bench/completion.py
 
 bench-gpu: install  ## GPU benchmark: LoRA step + evaluation of 7B-class models (needs CUDA)
 	$(PY) bench/gpu.py
@@ -60,8 +61,8 @@ slurm-up:  ## start the single-node loopback SLURM cluster (root; installs Debia
 slurm-down:  ## stop the loopback SLURM cluster
 	bash launch/slurm_down.sh
 
-sync: install  ## upload the offline W&B runs of every sweep (needs `wandb login` and network)
-	.venv/bin/wandb sync outputs/*/wandb/offline-run-*
+sync: install  ## upload the offline W&B runs, one W&B run per run id (SWEEP=NAME for one sweep, DRY_RUN=1: the plan only)
+	WANDB_MODE=online $(PY) -m transfer.sync $(if $(SWEEP),sweep=$(SWEEP)) $(if $(DRY_RUN),dry_run=true)
 
 clean-outputs:  ## delete all sweeps and caches under outputs/
 	find outputs -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

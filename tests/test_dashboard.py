@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from tests.fake_wandb import KEY, FakeWandb, operations, serve
 from transfer import dashboard
 from transfer.atomic import write_parquet
 from transfer.dashboard import build_spec, panel_keys
@@ -25,7 +23,6 @@ GOLDEN = Path(__file__).parent / "data" / "dashboard_golden.json"
 MODELS, SOURCES, SEEDS = ["llava", "qwen"], ["none", "Counting", "Jigsaw"], [0, 1]
 TARGETS = ["Counting", "Jigsaw", "Relative_Depth"]
 FAILED = ("qwen", "Jigsaw", 1)   # this cell raised: no scores, a FAILED marker, status failed in missing.parquet
-KEY = "x" * 40                   # a well-formed API key, accepted by the fake server
 
 
 def _score_rows(model: str, source: str, seed: int) -> list[dict]:
@@ -119,12 +116,14 @@ def test_the_spec_is_deterministic_and_needs_no_reducer_outputs(sweep):
 
 
 def _contract_keys(models: list[str], targets: list[str]) -> set[str]:
-    """The keys the runs log (transfer.tracking's contract): cell history and summary, the reduce run's media."""
+    """The keys the runs log (transfer.tracking's contract): cell history and summary (the tables `scores` and
+    `eval/letters` among them), the reduce run's tables and media."""
     keys = {"train/loss", "train/learning_rate", "train/step_time", "train/grad_norm", "train/global_step",
-            "eval/mean_accuracy", "pgf/mean_offdiag", "status", "pgf", "figures/comparison", "figures/scores",
-            "report", *(f"analysis/{t}" for t in ("scores", "cliques", "personas", "selection"))}
+            "eval/mean_accuracy", "eval/letters", "scores", "pgf/mean_offdiag", "status", "pgf", "figures/comparison",
+            "figures/scores", "report", *(f"analysis/{t}" for t in ("scores", "cliques", "personas", "selection"))}
     for t in targets:
-        keys |= {f"eval/{t}/{k}" for k in ("accuracy", "stderr", "chance", "letters")}
+        keys |= {f"eval/{t}/{k}" for k in ("accuracy", "stderr", "chance", "accuracy_raw", "unparsed",
+                                          "top_letter_share")}
         keys |= {f"pgf/{t}", f"pgf/{t}/ci_low", f"pgf/{t}/ci_high", f"dacc/{t}"}
     for m in models:
         keys |= {f"pgf_{m}", f"accuracy_{m}", f"figures/heatmap_{m}", f"figures/graph_{m}"}
@@ -133,13 +132,14 @@ def _contract_keys(models: list[str], targets: list[str]) -> set[str]:
 
 def test_every_key_a_panel_reads_is_logged(spec):
     keys = panel_keys(spec)
-    assert {"train/loss", "eval/Jigsaw/accuracy", "pgf/Counting", "figures/heatmap_qwen", "analysis/cliques"} <= keys
+    assert {"train/loss", "eval/Jigsaw/accuracy", "eval/Jigsaw/top_letter_share", "eval/letters", "pgf/Counting",
+            "figures/heatmap_qwen", "analysis/cliques"} <= keys
     assert keys <= _contract_keys(MODELS, TARGETS), keys - _contract_keys(MODELS, TARGETS)
 
 
 @pytest.mark.skipif(not os.environ.get("DASHBOARD_SWEEP"), reason="DASHBOARD_SWEEP=outputs/<sweep> with offline runs")
 def test_every_key_a_panel_reads_is_in_the_offline_runs_of_a_real_sweep():
-    from tests.wandb_files import read_run
+    from transfer.wandb_files import read_run
 
     sweep = Path(os.environ["DASHBOARD_SWEEP"])
     runs = [read_run(d) for d in sorted((sweep / "wandb").glob("offline-run-*"))]
@@ -147,75 +147,13 @@ def test_every_key_a_panel_reads_is_in_the_offline_runs_of_a_real_sweep():
     assert panel_keys(build_spec(sweep, entity=None, project="transfer")) - logged == set()
 
 
-# ---------------------------------------------------------------- a fake W&B server (the HTTP boundary)
-
-class FakeWandb(BaseHTTPRequestHandler):
-    """Answers wandb-core's GraphQL POSTs by operation name; records every request; `fail` ops answer an error."""
-    calls: list[dict] = []
-    fail: set[str] = set()
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.path != "/graphql":            # wandb-core's own telemetry (OpenTelemetry metrics): accepted, ignored
-            return self._send(b"", "application/x-protobuf")
-        query = json.loads(body)
-        match = re.search(r"(?:query|mutation)\s+(\w+)", query["query"])
-        name, variables = (match.group(1) if match else ""), query.get("variables") or {}
-        self.calls.append({"operation": name, "variables": variables})
-        answer = self._answer(name, variables)
-        payload = {"data": answer} if answer is not None and name not in self.fail else {
-            "errors": [{"message": f"fake W&B: {name} refused"}]}
-        self._send(json.dumps(payload).encode(), "application/json")
-
-    def _send(self, data: bytes, content_type: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    @staticmethod
-    def _answer(name: str, v: dict) -> dict | None:
-        viewer = {"id": "VXNlcjox", "entity": "me", "username": "me", "email": None, "flags": "{}",
-                  "teams": {"edges": []}}
-        page = {"__typename": "PageInfo", "endCursor": None, "hasNextPage": False}
-        view = {"id": "VmlldzoxMjM=", "name": v.get("name"), "type": v.get("type"), "displayName": v.get("displayName"),
-                "description": v.get("description"), "spec": v.get("spec"), "updatedAt": "2026-01-01T00:00:00",
-                "project": {"id": "UHJvamVjdDox", "name": v.get("projectName"), "entityName": v.get("entityName")}}
-        return {"Viewer": {"viewer": viewer}, "GetDefaultEntity": {"viewer": viewer},
-                "ProjectInternalId": {"project": {"id": "UHJvamVjdDox", "internalId": "p-1"}},
-                "GetProjects": {"models": {"pageInfo": page, "edges": []}},
-                "CreateProject": {"result": {"project": None, "model": None, "inserted": True}},
-                "UpsertView2": {"upsertView": {"view": {"id": "VmlldzoyNDY=", "name": v.get("name")},
-                                               "inserted": True}},
-                "upsertView": {"upsertView": {"view": view, "inserted": True}}}.get(name)
-
-    def log_message(self, *args) -> None:
-        pass
-
+# ---------------------------------------------------------------- saving, against a fake W&B server
 
 @pytest.fixture
 def fake_wandb(monkeypatch):
-    """WANDB_BASE_URL at a local fake server and an API key: wandb.Api() and wandb-core talk to it over HTTP."""
     pytest.importorskip("wandb_workspaces")
-    FakeWandb.calls, FakeWandb.fail = [], set()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeWandb)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    monkeypatch.setenv("WANDB_BASE_URL", base)
-    monkeypatch.setenv("WANDB_API_KEY", KEY)
-    monkeypatch.setenv("WANDB_MODE", "online")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    yield base
-    import wandb
-
-    wandb.teardown()          # the wandb-core service and settings this fake server's URL set up: gone with it
-    server.shutdown()
-    server.server_close()
-
-
-def _operations() -> list[str]:
-    return [c["operation"] for c in FakeWandb.calls]
+    with serve(monkeypatch) as base:
+        yield base
 
 
 def _unread(dump):
@@ -249,7 +187,7 @@ def test_the_spec_round_trips_through_the_wandb_workspaces_models(spec, fake_wan
     back = wr.Report._from_model(wire)._to_model()
     assert _unread(back.model_dump()) == _unread(report.model_dump())
     assert len(report.spec.blocks) == len(spec["report"]["blocks"]) + 2      # the Report adds an empty P each end
-    assert set(_operations()) == {"Viewer", "ProjectInternalId"}              # the runsets' project lookups
+    assert set(operations()) == {"Viewer", "ProjectInternalId"}              # the runsets' project lookups
 
 
 def test_save_upserts_the_workspace_and_the_report_and_returns_their_urls(spec, fake_wandb):
@@ -269,7 +207,7 @@ def test_save_upserts_the_workspace_and_the_report_and_returns_their_urls(spec, 
     assert {(b["groupBy"], b["groupAgg"], b["groupArea"]) for b in bars} == {("source_task.value", "mean", "stddev")}
     assert (report["entityName"], report["type"], report["displayName"]) == ("me", "runs", "transfer sweep demo")
     assert len(json.loads(report["spec"])["blocks"]) == len(spec["report"]["blocks"]) + 2
-    assert "CreateProject" in _operations()                                  # the fake server lists no projects
+    assert "CreateProject" in operations()                                  # the fake server lists no projects
     view_id = workspace["name"].removeprefix("nw-").removesuffix("-v")      # the name save() generated
     assert urls["workspace"] == f"{fake_wandb}/me/transfer?nw={view_id}"
     assert urls["report"] == f"{fake_wandb}/me/transfer/reports/transfer-sweep-demo--VmlldzoxMjM="
@@ -314,9 +252,20 @@ def test_the_cli_without_wandb_workspaces_says_how_to_install_it(sweep, monkeypa
     assert out.count("\n") == 1 and "pip install .[dashboard]" in out and (sweep / "reduce" / "dashboard.json").exists()
 
 
-def test_the_cli_rejects_unknown_arguments_and_missing_sweeps(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        dashboard.main(["colour=red"])
-    assert "unknown argument 'colour=red'" in capsys.readouterr().err
-    assert dashboard.main([f"outputs={tmp_path}"]) == 2
-    assert capsys.readouterr().err.startswith("error: no sweep with finished cells")
+@pytest.mark.parametrize("args, message", [
+    (["colour=red"], "unknown argument 'colour=red'; expected KEY=VALUE with KEY in sweep, outputs, project, entity"),
+    (["sweep=../x"], "sweep='../x': expected one folder name"),
+    (["sweep=a/b"], "sweep='a/b': expected one folder name"),
+    (["outputs={file}"], "expected a folder holding sweeps (this path is a file)"),
+    (["outputs={empty}"], "no sweep with finished cells under"),
+    (["outputs={outputs}", "sweep=nope"], "no finished cells under"),
+])
+def test_the_cli_rejects_bad_arguments_on_one_line(sweep, tmp_path, capsys, args, message):
+    (tmp_path / "file").write_text("")
+    (tmp_path / "empty").mkdir()
+    paths = {"file": tmp_path / "file", "empty": tmp_path / "empty", "outputs": sweep.parent}
+    assert dashboard.main([a.format(**paths) for a in args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("error: ") and message in captured.err
+    assert not (sweep / "reduce" / "dashboard.json").exists()

@@ -83,7 +83,7 @@ def test_records(grid):
 
 def _runs(sweep) -> dict[str, list[dict]]:
     """Every offline run of the sweep read back from its .wandb file, by run id, in the order written."""
-    from tests.wandb_files import read_run
+    from transfer.wandb_files import read_run
 
     runs: dict[str, list[dict]] = {}
     for folder in sorted((sweep / "wandb").glob("offline-run-*")):
@@ -130,7 +130,11 @@ def test_cell_runs_group_compare_and_log_training_live(grid):
         assert summary[f"{key}/stderr"] == pytest.approx(math.sqrt(row["accuracy"] * (1 - row["accuracy"]) / row["n"]))
         assert 0 < summary[f"{key}/top_letter_share"] <= 1
     assert summary["status"] == "done" and summary["eval/mean_accuracy"] == pytest.approx(scores["accuracy"].mean())
-    cell_artifact = [a for a in first["artifacts"] if a["name"] == "cell-qwen-Counting-seed0"]
+    assert {(m["name"], m["step_metric"], tuple(m["summary"])) for m in first["metrics"]} == {
+        ("train/global_step", "", ()), *((p, "train/global_step", ()) for p in ("train/*", "eval/*", "pgf/*",
+                                                                              "dacc/*"))}
+    assert summary["eval/letters"]["_type"] == "table-file"     # the default summary: the last value, not nested
+    cell_artifact = [a for a in first["artifacts"] if a["name"] == "cell-test-qwen-Counting-seed0"]
     assert cell_artifact and cell_artifact[0]["type"] == "cell-results"
     assert cell_artifact[0]["entries"] == ["predictions.parquet", "scores.parquet"]
     long = pl.read_parquet(sweep / "reduce" / "pgf.parquet").filter(model="qwen", source_task="Counting")
@@ -149,8 +153,31 @@ def test_the_reduce_run_records_its_inputs_and_outputs(grid):
     outputs = [a for a in reduce["artifacts"] if a["name"] == "reduce-test"]
     assert outputs and {"pgf.parquet", "analysis.json", "report.html", "missing.parquet"} <= set(outputs[0]["entries"])
     inputs = outputs[0]["metadata"]["inputs"]   # the lineage, as offline runs can record it (docs/wandb.md)
-    assert len(inputs) == 42 and "cell-llava-Jigsaw-seed0" in inputs
+    assert len(inputs) == 42 and "cell-test-llava-Jigsaw-seed0" in inputs
     assert "report" in reduce["summary"] and "figures/heatmap_qwen" in reduce["summary"]
+
+
+def test_the_sync_plan_of_the_sweep_uploads_each_first_folder_and_applies_the_reducers_summaries(grid, capsys):
+    """transfer.sync's dry run over the real offline runs: per run id the cell's own folder is uploaded and the
+    reducer's later folder is read for its summary (the PGF keys), never uploaded."""
+    from transfer.sync import main, plan_sync
+
+    sweep, _ = grid
+    runs = _runs(sweep)
+    plan = plan_sync([sweep])
+    assert len(plan.runs) == len(runs) == 3 * 14 + 1 and not plan.unreadable
+    for entry in plan.runs:
+        parts = sorted((sweep / "wandb").glob(f"offline-run-*-{entry.run_id}"))
+        finetuned = entry.job_type == "cell" and entry.name.split("/")[1] != BASELINE
+        assert len(parts) == (2 if finetuned else 1)
+        assert (entry.upload, entry.summary_from, entry.superseded) == (parts[0], tuple(parts[1:]), ())
+        resumed = {k: v for k, v in runs[entry.run_id][-1]["summary"].items() if not k.startswith("_")}
+        assert entry.summary == (resumed if finetuned else {})
+        assert not finetuned or {"pgf/mean_offdiag", "pgf/Jigsaw", "dacc/Jigsaw"} <= set(entry.summary)
+    assert main([f"outputs={sweep.parent}", "sweep=test", "dry_run=true"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("43 W&B runs: 43 folders to upload, 39 summaries to apply afterwards") and len(
+        lines) == 44
 
 
 def test_every_dashboard_panel_reads_a_key_the_runs_log(grid):
@@ -263,32 +290,75 @@ def test_selection_runs_every_arm_and_writes_finite_statistics(selection):
     accuracy = pl.read_csv(sweep / "selection" / "budget=1" / "accuracy.csv")
     assert set(accuracy["arm"]) >= {"base", "direct", "random", "pgf_top", "bottom"}
     assert accuracy.select(pl.col("accuracy", "ci_low", "ci_high").is_finite().all()).row(0) == (True,) * 3
-    for target, questions in plan["questions"].items():   # scored on the scoring half only, never on the other
+    assert sorted(plan["questions"]) == sorted(TASK_NAMES)   # every task halved: the centring and collateral read all
+    for task, questions in plan["questions"].items():   # scored on the scoring half only, never on the other
         assert not set(questions["selection"]) & set(questions["scoring"])
-        assert set(accuracy.filter(target_task=target)["n_questions"]) == {len(questions["scoring"])}
+        assert set(accuracy.filter(target_task=task)["n_questions"]) <= {len(questions["scoring"])}
+    assert set(accuracy["target_task"]) == {"Art_Style", "Counting"}
     versus = pl.read_csv(sweep / "selection" / "budget=1" / "versus_random.csv")
     assert set(versus["arm"]) == {"pgf_top", "pgf_weighted", "pgf_centred"} and versus["difference"].is_finite().all()
+    collateral = pl.read_csv(sweep / "selection" / "budget=1" / "collateral.csv")
+    assert (collateral["n_eval_tasks"] == 12).all() and collateral["collateral"].is_finite().all()
     assert (sweep / "selection" / "report.html").stat().st_size > 0
     assert (sweep / "selection" / "budget=1" / "target_Counting.png").exists()
+    (run,) = [r for parts in _runs(sweep).values() for r in parts if r["name"] == "selection"]
+    assert (run["job_type"], run["group"], run["exit_code"]) == ("reduce", "sel", 0)
+    assert run["config"]["targets"] == ["Art_Style", "Counting"]
+    (results,) = [a for a in run["artifacts"] if a["type"] == "selection-results"]
+    assert results["name"] == "selection-sel"
+    assert {"report.html", "selection.json", "arms.json", "collateral.csv"} <= set(results["entries"])
+    tables = {e for a in run["artifacts"] if a["type"] == "run_table" for e in a["entries"]}
+    assert tables == {f"selection/budget=1/{t}.table.json" for t in ("accuracy", "versus_random", "across_targets",
+                                                                      "collateral")}
 
 
-def test_selection_never_reads_the_scored_questions(grid, selection):
-    """The PGF that chooses the sources is the same whatever the scoring half's predictions say."""
+def _flipped_source(grid_sweep, outputs, plan: dict, half: str) -> str:
+    """A copy of the source sweep's qwen records (and planted table) under `outputs`, with every cell's
+    correctness flipped on each task's `half` questions; returns its sweep name."""
+    import shutil
+
+    name = f"flip-{half}"
+    flip = pl.DataFrame([{"target_task": t, "idx": i} for t, q in plan["questions"].items() for i in q[half]])
+    for predictions in (grid_sweep / "cells" / "qwen").glob("*/seed=*/predictions.parquet"):
+        cell = outputs / name / predictions.parent.relative_to(grid_sweep)
+        cell.mkdir(parents=True)
+        shutil.copy(predictions.parent / "scores.parquet", cell)
+        frame = pl.read_parquet(predictions).join(flip.with_columns(pl.lit(True).alias("flip")),
+                                                  on=["target_task", "idx"], how="left")
+        frame.with_columns(pl.when(pl.col("flip")).then(~pl.col("correct")).otherwise(pl.col("correct"))
+                           .alias("correct")).drop("flip").write_parquet(cell / "predictions.parquet")
+    (outputs / name / "reduce").mkdir()
+    shutil.copy(grid_sweep / "reduce" / "planted.parquet", outputs / name / "reduce")
+    return name
+
+
+def test_selection_never_reads_the_scored_questions(grid, selection, tmp_path):
+    """The experiment's own preparation (transfer.select.prepare, what the CLI runs) records the same arms, PGF and
+    question halves when the source sweep's stored answers on the scoring halves are flipped, and another PGF when
+    the selection halves are."""
     import json
 
-    from transfer.selection.experiment import selection_pgf, source_predictions
+    from tests.helpers import compose
+    from transfer.select import prepare
+    from transfer.spec import SelectSpec
 
-    sweep, _ = grid
-    plan = json.loads((selection[0] / "selection" / "selection.json").read_text())
-    chosen = {t: q["selection"] for t, q in plan["questions"].items()}
-    scored = {(t, i) for t, q in plan["questions"].items() for i in q["scoring"]}
-    predictions = source_predictions(sweep, "qwen")
-    flipped = predictions.with_columns(
-        pl.when(pl.struct("target_task", "idx").map_elements(lambda r: (r["target_task"], r["idx"]) in scored,
-                                                             return_dtype=pl.Boolean))
-        .then(~pl.col("correct")).otherwise(pl.col("correct")).alias("correct"))
-    assert not flipped["correct"].equals(predictions["correct"])
-    assert selection_pgf(flipped, "qwen", chosen).equals(selection_pgf(predictions, "qwen", chosen))
+    (sel, args), (source, _) = selection, grid
+    plan = json.loads((sel / "selection" / "selection.json").read_text())
+    arms = json.loads((sel / "selection" / "arms.json").read_text())
+    recorded = {}
+    for half in ("scoring", "selection"):
+        name = _flipped_source(source, tmp_path, plan, half)
+        keep = [a for a in args if not a.startswith(("from_sweep=", "sweep="))]
+        spec = SelectSpec.from_config(compose(*keep, f"from_sweep={name}", f"sweep=out-{half}",
+                                              f"paths.outputs={tmp_path}", config_name="select"))
+        prepare(spec, tmp_path)
+        recorded[half] = (json.loads((tmp_path / f"out-{half}" / "selection" / "selection.json").read_text()),
+                          json.loads((tmp_path / f"out-{half}" / "selection" / "arms.json").read_text()))
+    scoring, scoring_arms = recorded["scoring"]
+    assert scoring_arms == arms
+    for key in ("roles", "pgf_toward", "questions", "notes"):
+        assert scoring[key] == plan[key], key
+    assert recorded["selection"][0]["pgf_toward"] != plan["pgf_toward"]   # the selection halves do choose
 
 
 def test_a_mixture_cell_is_skipped_on_rerun_and_refused_on_a_changed_config(selection):

@@ -50,7 +50,7 @@ from transfer.records import (
 )
 from transfer.spec import CellSpec
 from transfer.tasks import BASELINE, TASK_NAMES, get_task
-from transfer.tracking import artifact_name, cell_summary, letter_shares, wandb_run
+from transfer.tracking import artifact_name, log_cell_results, wandb_run
 from transfer.train import TrainStats, finetune
 
 log = logging.getLogger("transfer")
@@ -130,8 +130,9 @@ def _compute(spec: CellSpec, cell: Path, chash: str) -> pl.DataFrame:
         spec.source == BASELINE and not spec.overwrite) else None   # overwrite: evaluate again
     wandb = spec.wandb if distributed.is_main() else None   # one W&B run per cell, from rank 0
     with wandb_run(wandb, sweep_dir=spec.sweep_dir, group=spec.sweep, job_type="cell", name=spec.name,
-                   run_key=spec.name, config=_run_config(spec, chash), tags=_run_tags(spec, data)) as run:
-        run.define_training_metrics()
+                   run_key=spec.name, config=lambda: _run_config(spec, chash),
+                   tags=lambda: _run_tags(spec, data)) as run:
+        run.define_metrics()
         if reused is not None:
             results, stats = reused, TrainStats(0, 0, 0.0)
         else:
@@ -143,10 +144,8 @@ def _compute(spec: CellSpec, cell: Path, chash: str) -> pl.DataFrame:
             write_parquet(predictions, cell / PREDICTIONS)
             faults.point("between_records")
             write_parquet(scores, cell / SCORES)
-        run.summarize(cell_summary(scores, predictions))
-        run.log_table("scores", scores.select("target_task", "n", "correct", "accuracy", "accuracy_raw", "chance"))
-        run.log_table("eval/letters", letter_shares(predictions))
-        run.log_artifact(artifact_name(spec.model.name, spec.source, spec.seed), "cell-results",
+        log_cell_results(run, scores, predictions, artifact_name(spec.sweep, spec.model.name, spec.source,
+                                                                 spec.seed),
                          [cell / SCORES, cell / PREDICTIONS], {"config_hash": chash})
     return scores
 
@@ -286,7 +285,8 @@ def _frames(spec: CellSpec, data: TaskData, checkpoint: str, results: list[TaskR
                "calibration": spec.eval.calibration, "target_task": r.task, "n": len(r.gold),
                "correct": sum(r.correct), "accuracy": sum(r.correct) / len(r.gold), "chance": get_task(r.task).chance,
                "correct_raw": sum(r.correct_raw), "accuracy_raw": sum(r.correct_raw) / len(r.gold),
-               "unparsed": r.unparsed, "data_revision": data.revision(r.task, "eval"),
+               "unparsed": r.unparsed, "unparsed_share": r.unparsed_share,
+               "data_revision": data.revision(r.task, "eval"),
                "train_data_revision": trained_on, "train_examples": stats.examples, "train_steps": stats.steps,
                "train_seconds": stats.seconds, "eval_seconds": r.seconds, "config_hash": chash,
                "git_commit": commit, "created_at": created}

@@ -10,7 +10,6 @@ seed, ...; history train/*; summary eval/*, pgf/*, dacc/*, status) and the sweep
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ import polars as pl
 
 from transfer.records import failed_cells, read_sweep
 from transfer.tasks import BASELINE, TASK_NAMES, TASKS
+from transfer.tracking import command_options, has_credentials
 
 VERSION = 1
 SPEC_NAME = "dashboard.json"
@@ -137,6 +137,14 @@ def _accuracy_panels(grid: dict, groupby: str | None) -> list[dict]:
     return _place([*bars, _bar("eval/mean_accuracy", "mean accuracy over targets", grid["runs"], groupby)])
 
 
+def _letter_panels(grid: dict, groupby: str | None) -> list[dict]:
+    """The share of the most predicted letter per target (1.0: one letter for every question, e.g. all "(A)") and
+    the letters table (each letter's share per target)."""
+    bars = [_bar(f"eval/{t}/top_letter_share", f"{t}: share of the most predicted letter", grid["runs"], groupby)
+            for t in grid["targets"]]
+    return _place([*bars, {"type": "table", "key": "eval/letters"}])
+
+
 def _pgf_panels(grid: dict, groupby: str | None, axes: tuple[str, ...]) -> list[dict]:
     parallel = {"type": "parallel", "title": "PGF per cell, one axis per target",
                 "columns": [*axes, *(f"pgf/{t}" for t in grid["targets"])]}
@@ -177,11 +185,13 @@ def _workspace(sweep: str, grid: dict, analysis: dict) -> dict:
     runset["pinned_columns"] = ["summary:status", "summary:eval/mean_accuracy", "summary:pgf/mean_offdiag"]
     sections = [("Grid status", _status_panels(grid)),
                 ("Accuracy per target, by model and source task", _accuracy_panels(grid, None)),
+                ("Answer letters: top-letter share per target, by model and source task",
+                 _letter_panels(grid, None)),
                 ("PGF per cell, by model and source task", _pgf_panels(grid, None, tuple(runset["groupby"]))),
                 ("Training, by model", _training_panels(grid))]
     if analysis:                       # the reducer logs its run once it has analysed the sweep
         sections += [("Reduce: figures", _figure_panels(grid, analysis)), ("Reduce: tables", _table_panels(grid))]
-    sections = [{"name": name, "panels": panels, "is_open": i < 2} for i, (name, panels) in enumerate(sections)]
+    sections = [{"name": name, "panels": panels, "is_open": i < 3} for i, (name, panels) in enumerate(sections)]
     return {"name": f"transfer sweep {sweep}", "runset": runset, "max_runs": grid["runs"], "sections": sections}
 
 
@@ -194,6 +204,7 @@ def _report(sweep: str, grid: dict, analysis: dict) -> dict:
         blocks += [_h("h3", model), _md(_findings_text(analysis.get("models", {}).get(model), analysis))]
     source = "config.source_task"
     for title, panels in (("Accuracy per target", _accuracy_panels(grid, source)),
+                          ("Top-letter share per target", _letter_panels(grid, source)),
                           ("PGF per cell", _pgf_panels(grid, source, (source,)))):
         blocks.append(_h("h2", f"{title}, by source task (mean ± std over seeds)"))
         for model in grid["models"]:
@@ -421,7 +432,7 @@ def _why_not_online() -> str | None:
     mode = os.environ.get("WANDB_MODE", "").lower()
     if mode in ("offline", "disabled", "dryrun"):
         return f"WANDB_MODE={mode}"
-    if not _has_credentials():
+    if not has_credentials():
         return "no W&B credentials: WANDB_API_KEY or `wandb login`"
     try:
         import wandb_workspaces  # noqa: F401
@@ -430,42 +441,18 @@ def _why_not_online() -> str | None:
     return None
 
 
-def _has_credentials() -> bool:
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return True
-    try:
-        import wandb
-        from wandb.sdk.lib.wbauth.wbnetrc import read_netrc_auth  # wandb's own netrc lookup (host, NETRC)
-
-        return bool(read_netrc_auth(host=os.environ.get("WANDB_BASE_URL") or wandb.Settings().base_url))
-    except Exception:   # noqa: BLE001 - an unreadable or malformed netrc (or a wandb without this helper): no login
-        return False
-
-
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m transfer.dashboard", description=__doc__.splitlines()[0])
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="sweep=NAME (default: the latest), outputs=DIR, project=NAME, entity=NAME")
-    args = parser.parse_args(argv)
-    options = {"sweep": None, "outputs": os.environ.get("TRANSFER_OUTPUTS", "outputs"),
-               "project": os.environ.get("WANDB_PROJECT", "transfer"), "entity": os.environ.get("WANDB_ENTITY")}
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep or key not in options:
-            parser.error(f"unknown argument {item!r}; expected KEY=VALUE with KEY in {', '.join(options)}")
-        options[key] = value or None
-    return argparse.Namespace(**options)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Write the spec and save it when possible: one line (the two URLs when saved); 0, 1 if saving failed."""
     from transfer.reduce import latest_sweep
 
-    args = _parse(sys.argv[1:] if argv is None else argv)
-    outputs = Path(args.outputs)
+    defaults = {"sweep": None, "outputs": os.environ.get("TRANSFER_OUTPUTS", "outputs"),
+                "project": os.environ.get("WANDB_PROJECT", "transfer"), "entity": os.environ.get("WANDB_ENTITY")}
     try:
-        sweep_dir = outputs / args.sweep if args.sweep else latest_sweep(outputs)
-        spec = build_spec(sweep_dir, entity=args.entity, project=args.project)
+        args = command_options(sys.argv[1:] if argv is None else argv, "python -m transfer.dashboard",
+                               __doc__.splitlines()[0], defaults)
+        outputs = Path(args["outputs"] or "outputs")
+        sweep_dir = outputs / args["sweep"] if args["sweep"] else latest_sweep(outputs)
+        spec = build_spec(sweep_dir, entity=args["entity"], project=args["project"] or "transfer")
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -72,6 +72,11 @@ def write_matrices(long: pl.DataFrame, scores: pl.DataFrame, out: Path) -> list[
 
 def raw_counts(scores: pl.DataFrame, predictions: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Scores and predictions with the uncalibrated choices as the counted ones (`pgf_from=raw`)."""
+    generated = sorted(scores.filter(pl.col("eval_mode") == "generate")["model"].unique()) if (
+        "eval_mode" in scores.columns) else []
+    if generated:
+        raise ValueError(f"pgf_from=raw: model {', '.join(generated)} scored by generation (eval.mode=generate), "
+                         "which has no log-likelihood to calibrate; expected pgf_from=scored")
     if "correct_raw" not in scores.columns or scores["correct_raw"].null_count():
         raise ValueError("pgf_from=raw: this sweep's cells do not record raw accuracies (cells of an older "
                          "version); expected pgf_from=scored")
@@ -127,7 +132,9 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: WandbSpec | None = None, analysis: 
     based = scores.filter(pl.col("model").is_in(with_base))
     write_validation(intervals, long, based, out)   # summary.json
     accuracy = based.select("model", "source_task", "target_task", "seed", "accuracy", "chance")
-    pgf, predicted = complete_partial_grid(long, out, analysis_on)
+    pgf, predicted, not_completed = complete_partial_grid(long, out, analysis_on, sorted(scores["model"].unique()))
+    if not_completed:
+        setup["not_completed"] = summary["not_completed"] = not_completed
     result = analyze(pgf, out, intervals=intervals, accuracy=accuracy, setup={**setup, "analysis_on": analysis_on},
                      predicted=predicted, **(analysis or {}))
     write_json(summary, out / "reduce_summary.json")
@@ -137,11 +144,14 @@ def reduce_sweep(sweep_dir: Path, wandb_cfg: WandbSpec | None = None, analysis: 
     return summary
 
 
-def complete_partial_grid(long: pl.DataFrame, out: Path, analysis_on: str) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-    """(PGF frame to analyse, predicted cells or None). A grid missing some (model, source, seed) cell is completed
-    (transfer.analysis.completion): completion.parquet (every cell: pgf, observed, interval), next_cells.csv (the
-    cells to run next, most informative first), pgf_completed_<model>.csv and heatmap_completed_<model>.png (predicted
-    cells outlined). With analysis_on=completed the analysis reads the completed matrix, else the observed cells."""
+def complete_partial_grid(long: pl.DataFrame, out: Path, analysis_on: str, models: list[str]
+                          ) -> tuple[pl.DataFrame, pl.DataFrame | None, dict[str, str]]:
+    """(PGF frame to analyse, predicted cells or None, {model: why it is not completed}). A grid missing some
+    (model, source, seed) cell is completed (transfer.analysis.completion): completion.parquet (every cell: pgf,
+    observed, interval), next_cells.csv (the cells to run next, most informative first), pgf_completed_<model>.csv
+    and heatmap_completed_<model>.png (predicted cells outlined). With analysis_on=completed the analysis reads the
+    completed matrix, else the observed cells. A model of the sweep (`models`) without one observed PGF row cannot
+    be completed: one warning line names it and the returned dict (reduce_summary.json) says why."""
     from transfer.analysis import plot_heatmap, predicted_mask
     from transfer.analysis.completion import complete, completed_pgf, next_cells
     from transfer.analysis.tables import seed_mean_matrix
@@ -149,13 +159,19 @@ def complete_partial_grid(long: pl.DataFrame, out: Path, analysis_on: str) -> tu
     from transfer.tasks import TASK_NAMES
 
     observed = long.select("model", "source_task", "target_task", pl.col("seed").cast(pl.String), "pgf")
+    without = [m for m in models if m not in set(observed["model"])]
+    not_completed = {m: "no observed PGF row (no finished finetuned cell beside its none cell); run at least one "
+                        "source cell of it" for m in without}
+    if without:
+        log.warning("not completed: %s: no observed PGF row; run at least one source cell of each (and its none "
+                    "cell)", ", ".join(without))
     runs = observed.select("model", "source_task", "seed").unique()
     seeds = runs.group_by("model").agg(pl.col("seed").n_unique())
     if runs.height == len(TASK_NAMES) * seeds["seed"].sum():
-        return observed, None
+        return observed, None, not_completed
     if sorted(observed["target_task"].unique()) != sorted(TASK_NAMES):
         log.warning("partial grid not completed: completion needs every cell to evaluate all %d tasks", len(TASK_NAMES))
-        return observed, None
+        return observed, None, not_completed
     completion = complete(observed, tasks=TASK_NAMES)
     write_parquet(completion, out / "completion.parquet")
     ranked = next_cells(observed, tasks=TASK_NAMES)
@@ -171,7 +187,7 @@ def complete_partial_grid(long: pl.DataFrame, out: Path, analysis_on: str) -> tu
                      predicted_mask=predicted_mask(predicted, model, tasks))
     log.info("partial grid: %d of %d cells predicted (reduce/completion.parquet); the next cells to run are in "
              "reduce/next_cells.csv; analysis on the %s matrix", predicted.height, completion.height, analysis_on)
-    return (filled, predicted) if analysis_on == "completed" else (observed, None)
+    return ((filled, predicted) if analysis_on == "completed" else (observed, None)) + (not_completed,)
 
 
 def _png_paths(figures) -> list[Path]:
@@ -184,34 +200,34 @@ def _png_paths(figures) -> list[Path]:
 def _log_reduce(wandb_cfg: WandbSpec, sweep_dir: Path, scores: pl.DataFrame, long: pl.DataFrame,
                 intervals: pl.DataFrame, files: list[Path], result: dict, setup: dict) -> None:
     """The reduce W&B run (tables, figures, report, its outputs as an artifact made from the cells' artifacts),
-    then each cell run's summary gets its PGF (resumed by its deterministic id)."""
-    import wandb
+    then each cell run's summary gets its PGF (resumed by its deterministic id). Never raises (transfer.tracking)."""
+    from transfer.tracking import artifact_name, never_fatal, pgf_summaries, wandb_run
 
-    from transfer.tracking import artifact_name, pgf_summaries, wandb_run
-
-    out = sweep_dir / "reduce"
-    cells = sorted(set(scores.select("model", "source_task", "seed").iter_rows()))
-    inputs = [artifact_name(m, s, k) for m, s, k in cells]
-    with wandb_run(wandb_cfg, sweep_dir=sweep_dir, group=sweep_dir.name, job_type="reduce", name="reduce",
-                   run_key="reduce", config=setup, tags=["reduce"]) as run:
-        for name in inputs:
-            run.use_artifact(name)
-        run.log_table("pgf", long)
-        for path in files:
-            run.log_table(path.stem, pl.read_csv(path))
-        for name in ("scores", "cliques", "personas", "selection"):
-            run.log_table(f"analysis/{name}", result["tables"][name])
-        run.log({f"figures/{p.stem}": wandb.Image(str(p)) for p in _png_paths(result["figures"])})
-        run.log({"report": wandb.Html((out / "report.html").read_text())})
-        outputs = [out / name for name in ("pgf.parquet", "pgf_cells.parquet", "analysis.json", "report.html",
-                                           "missing.parquet", "summary.json") if (out / name).exists()]
-        run.log_artifact(f"reduce-{sweep_dir.name}", "reduce-results", outputs,
-                         {"inputs": inputs, "lineage": "offline: inputs listed here" if run.offline else "used"})
-    for (model, source, seed), values in pgf_summaries(long, intervals).items():
-        name = f"{model}/{source}/seed{seed}"
-        with wandb_run(wandb_cfg, sweep_dir=sweep_dir, group=sweep_dir.name, job_type="cell", name=name,
-                       run_key=name, config={}) as cell:
-            cell.summarize(values)
+    out, sweep = sweep_dir / "reduce", sweep_dir.name
+    with never_fatal("reduce run"):
+        cells = sorted(set(scores.select("model", "source_task", "seed").iter_rows()))
+        inputs = [artifact_name(sweep, m, s, k) for m, s, k in cells]
+        with wandb_run(wandb_cfg, sweep_dir=sweep_dir, group=sweep, job_type="reduce", name="reduce",
+                       run_key="reduce", config=setup, tags=["reduce"]) as run:
+            for name in inputs:
+                run.use_artifact(name)
+            run.log_table("pgf", long)
+            for path in files:
+                run.log_table(path.stem, lambda path=path: pl.read_csv(path))
+            for name in ("scores", "cliques", "personas", "selection"):
+                run.log_table(f"analysis/{name}", result["tables"][name])
+            run.log_images("figures", _png_paths(result["figures"]))
+            run.log_html("report", out / "report.html")
+            outputs = [out / name for name in ("pgf.parquet", "pgf_cells.parquet", "analysis.json", "report.html",
+                                               "missing.parquet", "summary.json") if (out / name).exists()]
+            run.log_artifact(f"reduce-{sweep}", "reduce-results", outputs,
+                             {"inputs": inputs, "lineage": "offline: inputs listed here" if run.offline else "used"})
+    with never_fatal("cell runs' PGF summaries"):
+        for (model, source, seed), values in pgf_summaries(long, intervals).items():
+            name = f"{model}/{source}/seed{seed}"
+            with wandb_run(wandb_cfg, sweep_dir=sweep_dir, group=sweep, job_type="cell", name=name,
+                           run_key=name, config={}) as cell:
+                cell.summarize(values)
 
 
 def reduce_table(path: Path, out: Path, analysis: dict | None = None) -> dict:

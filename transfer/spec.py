@@ -140,7 +140,7 @@ def parse(cls: type, node: dict, prefix: str = "") -> Any:
     return spec
 
 
-def _safe_name(value: str) -> str | None:
+def safe_name(value: str) -> str | None:
     if not SAFE_NAME.fullmatch(value) or ".." in value:
         return "one folder name: letters, digits, '.', '_' or '-', starting with a letter or digit (no '/', no '..')"
     return None
@@ -234,8 +234,9 @@ class PixelSpec:
     def processor_kwargs(self) -> dict:
         """The processor's from_pretrained keywords for this budget."""
         out: dict = {}
-        if self.max_pixels is not None:   # Qwen's image processor reads the area bounds from `size`
-            out["size"] = {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels}
+        if self.max_pixels is not None:   # the keys a checkpoint stores override `size`: set both
+            out |= {"size": {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels},
+                    "min_pixels": self.min_pixels, "max_pixels": self.max_pixels}
         if self.longest_edge is not None:
             out["size"] = {"longest_edge": self.longest_edge}
         if self.image_splitting is not None:
@@ -257,7 +258,7 @@ class ResourcesSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    name: str = rule(check=_safe_name)
+    name: str = rule(check=safe_name)
     family: Literal["llava", "qwen", "idefics"] = rule()
     checkpoint: str | None = rule(check=_checkpoint)
     dtype: Literal["float32", "bfloat16", "float16"] = rule()
@@ -292,7 +293,7 @@ class DataSpec:
     train_size: int | None = rule(ge=1)
     image_size: int | None = rule(ge=16)
     val_size: int | None = rule(ge=1)
-    eval_split: str = rule(check=_safe_name)
+    eval_split: str = rule(check=safe_name)
     train_limit: int | None = rule(ge=1)
     eval_limit: int | None = rule(ge=1)
     root: str | None = rule(default=None, has_default=True)
@@ -430,7 +431,7 @@ class MixSpec:
 def _mixture_problem(entry: dict, key: str) -> str | None:
     if not isinstance(entry, dict) or not {"label", "tasks", "weights", "examples"} <= set(entry):
         return f"{key}: expected an arm with label, tasks, weights and examples"
-    if _safe_name(str(entry["label"])):
+    if safe_name(str(entry["label"])):
         return f"{key}: label {entry['label']!r} is not one folder name"
     tasks, weights = entry["tasks"], entry["weights"]
     if any(t not in TASK_NAMES for t in tasks) or len(set(tasks)) != len(tasks):
@@ -483,7 +484,7 @@ class CellSpec:
     pretrain: PretrainSpec = rule()
     train: TrainSpec = rule()
     eval: EvalSpec = rule()
-    sweep: str = rule(check=_safe_name)
+    sweep: str = rule(check=safe_name)
     seed: int = rule(ge=0)
     targets: list[str] | None = rule(check=_targets)
     overwrite: bool = rule()
@@ -593,7 +594,7 @@ class OutputsSpec:
 @dataclass(frozen=True)
 class ReduceSpec:
     """The reducer's keys (conf/reduce.yaml)."""
-    sweep: str | None = rule(check=lambda v: None if v is None else _safe_name(v))
+    sweep: str | None = rule(check=lambda v: None if v is None else safe_name(v))
     from_table: str | None = rule(check=_existing_file)
     out: str | None = rule()
     n_boot: int = rule(ge=1)
@@ -615,9 +616,9 @@ def _existing_path(value: str) -> str | None:
 @dataclass(frozen=True)
 class RescoreSpec:
     """The re-scorer's keys (conf/rescore.yaml)."""
-    sweep: str = rule(check=_safe_name)
+    sweep: str = rule(check=safe_name)
     key: str = rule(check=_existing_path)
-    out: str | None = rule(check=lambda v: None if v is None else _safe_name(v))
+    out: str | None = rule(check=lambda v: None if v is None else safe_name(v))
     paths: OutputsSpec = rule()
 
     @classmethod
@@ -634,8 +635,8 @@ def _budgets(value: list) -> str | None:
 @dataclass(frozen=True)
 class SelectSpec:
     """The data-selection experiment's keys (conf/select.yaml)."""
-    sweep: str = rule(check=_safe_name)
-    from_sweep: str = rule(check=_safe_name)
+    sweep: str = rule(check=safe_name)
+    from_sweep: str = rule(check=safe_name)
     model: ModelSpec = rule()
     targets: list[str] = rule(check=lambda v: _targets(v) if v else "a non-empty list of target tasks")
     k: int = rule(ge=1, le=12)

@@ -1,9 +1,10 @@
-"""Read an offline W&B run (its run-<id>.wandb transaction log) back into plain Python, for tests.
+"""Read an offline W&B run (its run-<id>.wandb transaction log) back into plain Python.
 
 wandb 0.31 has no Python reader any more (wandb.sdk.internal.datastore is gone; wandb-core, in Go, writes
 the file), so this parses the format it writes with wandb's own protobuf schema: a 7-byte header
 (":W&B", magic 0xBEE1, version 0), then LevelDB-log chunks in 32 KiB blocks (CRC-32 of type + data,
 length, type FULL / FIRST / MIDDLE / LAST), each whole record a `wandb_internal_pb2.Record`.
+`transfer.sync` reads the summaries of resumed runs with it; the tests read every run a sweep writes.
 """
 from __future__ import annotations
 
@@ -82,22 +83,37 @@ def _artifact(a: pb.ArtifactRecord) -> dict:
             "metadata": json.loads(a.metadata) if a.metadata else {}}
 
 
+def _metric(m: pb.MetricRecord) -> dict:
+    return {"name": m.name or m.glob_name, "step_metric": m.step_metric,
+            "summary": sorted(field.name for field, on in m.summary.ListFields() if on)}
+
+
+def run_file(run_dir: Path) -> Path:
+    """The run-<id>.wandb file of an offline run folder."""
+    found = sorted(Path(run_dir).glob("run-*.wandb"))
+    if len(found) != 1:
+        raise ValueError(f"{run_dir}: expected one run-<id>.wandb file, found {len(found)}")
+    return found[0]
+
+
 def read_run(run_dir: Path) -> dict:
-    """An offline run directory (offline-run-<time>-<id>/) as a dict: id, name, project, group, job_type, tags,
-    config, history (one dict per logged row), summary (the final one), metrics (define_metric), artifacts
-    (logged: name, type, aliases, entries), used_artifacts (id, name, type) and exit_code.
+    """An offline run directory (offline-run-<time>-<id>/) as a dict: id, name, entity, project, group, job_type,
+    tags, start_time (seconds), config, history (one dict per logged row), summary (the final one), metrics
+    (define_metric: name, step_metric, summary), artifacts (logged: name, type, aliases, entries, metadata),
+    used_artifacts (id, name, type) and exit_code.
 
     Nested keys nest (a logged table's summary is a dict); wandb's own `_wandb` entries are left out.
     """
-    (path,) = Path(run_dir).glob("run-*.wandb")
-    run = {"id": "", "name": "", "project": "", "group": "", "job_type": "", "tags": [], "config": {},
-           "history": [], "summary": {}, "metrics": [], "artifacts": [], "used_artifacts": [], "exit_code": None}
-    for record in records(path):
+    run = {"id": "", "name": "", "entity": "", "project": "", "group": "", "job_type": "", "tags": [],
+           "start_time": None, "config": {}, "history": [], "summary": {}, "metrics": [], "artifacts": [],
+           "used_artifacts": [], "exit_code": None}
+    for record in records(run_file(run_dir)):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             r = record.run
-            run.update(id=r.run_id, name=r.display_name, project=r.project, group=r.run_group, job_type=r.job_type,
-                       tags=list(r.tags))
+            run.update(id=r.run_id, name=r.display_name, entity=r.entity, project=r.project, group=r.run_group,
+                       job_type=r.job_type, tags=list(r.tags),
+                       start_time=r.start_time.ToNanoseconds() / 1e9 if r.HasField("start_time") else None)
             _apply(run["config"], r.config)
         elif kind == "config":
             _apply(run["config"], record.config)
@@ -109,8 +125,7 @@ def read_run(run_dir: Path) -> dict:
         elif kind == "summary":
             _apply(run["summary"], record.summary)
         elif kind == "metric":
-            m = record.metric
-            run["metrics"].append({"name": m.name or m.glob_name, "step_metric": m.step_metric})
+            run["metrics"].append(_metric(record.metric))
         elif kind == "artifact":
             run["artifacts"].append(_artifact(record.artifact))
         elif kind == "use_artifact":
