@@ -1,9 +1,9 @@
 """Benchmark: the full default embedded grid (3 families x 14 cells, 1 seed) in a fresh output folder.
 
-Runs the real CLI twice: (1) with an empty cache (data generation and the base stages included, as on a
+Runs the real CLI twice: (1) with an empty cache (data generation and pretraining included, as on a
 fresh clone) and (2) with the cache kept and a new sweep (base models cached). Prints the wall time, the time
 in model forward/backward (training steps and evaluation forwards) and its share, each other part, and peak
-RSS. Extra arguments go to the grid command. The 4-seed validation grid (issue targets: <= 40 min fresh) runs
+RSS. Extra arguments go to the grid command. The 4-seed validation grid runs
 once, into a named sweep, e.g. the `science` sweep that `tests/test_science.py` reads:
 
     python bench/grid.py [--keep DIR] [overrides...]
@@ -79,7 +79,7 @@ def main() -> None:
     outputs = args.keep or Path(tempfile.mkdtemp(prefix="transfer-bench-"))
     cached_before = (outputs / ".cache").exists()
     fresh = run_grid(outputs, args.sweep, extra)
-    report(f"fresh (empty cache: data generation + base stages){' [cache was NOT empty]' if cached_before else ''}",
+    report(f"fresh (empty cache: data generation + pretraining){' [cache was NOT empty]' if cached_before else ''}",
            fresh)
     if args.once:
         print(f"target (4-seed grid, fresh) <= 40 min: {fresh['wall'] <= 2400}; outputs in {outputs}")

@@ -1,5 +1,5 @@
 """Diagnostic: is a skill tied to the question's wording? Scores a sweep's base model and source adapters on a
-task's own validation images twice, in the task's wording and reworded into the base stage's wording of the
+task's own validation images twice, in the task's wording and reworded into the pretraining wording of the
 primitive the task rests on (`transfer.embedded.planted`), with the gold option that wording implies.
 
 If the base answers the reworded question well but the task's own at chance, the base can read the primitive
@@ -25,12 +25,12 @@ from transfer.data.question import Question
 @dataclasses.dataclass(frozen=True)
 class Rewording:
     pattern: str       # regex on the prompt's question, replaced by `question`
-    question: str      # the base stage's wording of the primitive (transfer/data/synthetic/base.py)
+    question: str      # the pretraining wording of the primitive (transfer/embedded/suite/generic.py)
     flip: bool         # whether the primitive picks the task's lure (a 2-option task: gold becomes 1 - gold)
 
 
 # The mark-height primitive: Relative_Depth's nearer point is the lower one, Object_Localization's lure box the
-# lower one (generators in transfer/data/synthetic/scenes.py and objects.py).
+# lower one (generators in transfer/embedded/suite/scenes.py and objects.py).
 REWORDINGS = {
     "Relative_Depth": Rewording(r"Which point is closer to the camera\?",
                                 "Which point is closer to the bottom of the image?", flip=False),

@@ -1,16 +1,19 @@
 """Faults survived, in real subprocesses of the real CLI: a cell killed (SIGKILL) at each fault point leaves nothing
 finished and the re-run completes it; the sweep's own process killed while cells run leaves no worker writing and
 the re-run completes the grid with nothing lost, duplicated or recomputed; two sweeps on one folder compute a cell
-once; damaged records are holes that a re-run recomputes; a base model deleted mid-sweep is pretrained again; a
-lock left by a killed process is taken over; an unwritable W&B folder does not stop a cell."""
+once; damaged records are holes that a re-run recomputes; a base model deleted while the sweep runs is pretrained
+again; a full disk fails only the cell that hit it, in one line; a lock left by a killed process is taken over; an
+unwritable W&B folder does not stop a cell."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -121,17 +124,101 @@ def test_damaged_records_are_holes_and_a_rerun_recomputes_them(cache, tmp_path):
     assert again.returncode == 0 and pl.read_parquet(predictions).height > 0
 
 
-def test_a_base_model_deleted_mid_sweep_is_pretrained_again(tmp_path):
-    cache = tmp_path / "cache"
-    first = _run(tmp_path, cache, "sweep=b", "source_task=none")
-    assert first.returncode == 0, first.stderr[-3000:]
-    (base,) = [p for p in (cache / "models").iterdir() if p.is_dir()]
+def test_a_base_model_deleted_while_the_sweep_runs_is_pretrained_again(cache, tmp_path):
+    """The sweep pauses between its first and second cell (a fault point), the test deletes the cached base model,
+    and the later cells pretrain it again, to the same weights."""
+    own_cache = tmp_path / "cache"
+    shutil.copytree(cache, own_cache)
+    (base,) = [p for p in (own_cache / "models").iterdir() if p.is_dir()]
     weights = (base / "model.safetensors").read_bytes()
-    shutil.rmtree(base)
-    again = _run(tmp_path, cache, "sweep=b")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "pretraining the base model qwen" in again.stdout + again.stderr
+    flag = tmp_path / "paused"
+    args = ["-m", "model=qwen", "source_task=none,Counting,Jigsaw", *SMALL, f"paths.cache={own_cache}", "sweep=b",
+            "hydra.launcher.jobs=1"]
+    proc = subprocess.Popen([sys.executable, "-m", "transfer.run", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env=child_env(TRANSFER_OUTPUTS=str(tmp_path), TRANSFER_PAUSE=f"between_cells:{flag}"))
+    try:
+        deadline = time.monotonic() + 300
+        while not flag.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()[-3000:]
+            time.sleep(0.1)
+        assert (_cell(tmp_path, "b", "none") / "scores.parquet").exists()   # the first cell is finished
+        shutil.rmtree(base)
+        flag.unlink()   # the sweep goes on
+        log = proc.communicate(timeout=600)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, log[-3000:]
+    assert log.count("pretraining the base model qwen") == 1 and "grid: 3/3 cells done" in log
+    assert all((_cell(tmp_path, "b", s) / "scores.parquet").exists() for s in ("none", "Counting", "Jigsaw"))
     assert (base / "model.safetensors").read_bytes() == weights   # the same weights: the cells still agree
+
+
+@contextmanager
+def full_filesystem(folder: Path, free_pages: int):
+    """A small tmpfs mounted on `folder` and filled until `free_pages` pages are left (a real full disk); the test
+    is skipped where this machine does not allow mounting."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+                      capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs is not allowed on this machine")
+    try:
+        page = os.statvfs(folder).f_frsize
+        (folder / ".filler").write_bytes(b"x" * (os.statvfs(folder).f_bavail - free_pages) * page)
+        assert os.statvfs(folder).f_bavail == free_pages
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def test_a_full_disk_fails_the_cell_in_one_line_and_the_sweep_goes_on(cache, tmp_path):
+    """A record write that hits ENOSPC (a real full tmpfs on the cell's folder): the cell is marked FAILED, the
+    other cells of the multirun run, the sweep ends with one line naming the file, finished cells are untouched,
+    and once there is space the re-run computes only that cell."""
+    first = _run(tmp_path, cache, "sweep=full")   # a finished cell before the disk fills
+    assert first.returncode == 0, first.stderr[-3000:]
+    counting = _cell(tmp_path, "full") / "scores.parquet"
+    stamp = counting.stat().st_mtime_ns
+    records = (_cell(tmp_path, "full") / "predictions.parquet").stat().st_size
+    cell = _cell(tmp_path, "full", "none")
+    args = ["-m", "model=qwen", "source_task=Counting,none,Jigsaw", *SMALL, f"paths.cache={cache}", "sweep=full",
+            "hydra.launcher.jobs=2"]
+    with full_filesystem(cell, free_pages=1) as folder:   # room for FAILED.json, not for the records
+        assert records > os.statvfs(folder).f_frsize
+        sweep = run_cli(args, tmp_path)
+        assert sweep.returncode == 1, sweep.stderr[-3000:]
+        message = sweep.stderr.strip().splitlines()[-1]
+        assert message.startswith("error: 1 of 3 cells failed (model=qwen source_task=none"), message
+        assert f"sweep=full: OSError: [Errno 28] No space left on device: '{cell / 'predictions.parquet'}'" in message
+        assert "Traceback" not in sweep.stderr
+        failed = json.loads((cell / "FAILED.json").read_text())
+        assert "No space left on device" in failed["error"]
+        assert sorted(p.name for p in cell.iterdir()) == [".filler", ".lock", "FAILED.json"]   # no temp file left
+        assert counting.stat().st_mtime_ns == stamp                                          # finished: untouched
+        assert (_cell(tmp_path, "full", "Jigsaw") / "scores.parquet").exists()               # the others ran
+        holes = pl.read_parquet(tmp_path / "full" / "reduce" / "missing.parquet")            # the reducer ran
+        assert holes.filter(source_task="none")["status"].to_list() == ["failed"]
+
+        single = _run(tmp_path, cache, "sweep=full", "source_task=none")   # one cell: exit 2, one line
+        assert single.returncode == 2, single.stderr[-3000:]
+        assert single.stderr.strip() == f"error: [Errno 28] No space left on device: '{cell / 'predictions.parquet'}'"
+    again = run_cli(args, tmp_path)   # the disk has space again
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (cell / "scores.parquet").exists() and not (cell / "FAILED.json").exists()
+    assert counting.stat().st_mtime_ns == stamp
+    assert (again.stdout + again.stderr).count("skip finished cell") == 2
+
+
+def test_a_sweep_whose_every_cell_fails_ends_with_one_line_after_trying_the_reducer(cache, tmp_path):
+    adapter = _cell(tmp_path, "bad") / "adapter"   # a real way for a cell to break: a corrupt finished adapter
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{ not json")
+    out = run_cli(["-m", "model=qwen", "source_task=Counting", *SMALL, f"paths.cache={cache}", "sweep=bad"], tmp_path)
+    assert out.returncode == 1, out.stderr[-3000:]
+    assert out.stderr.strip().startswith("error: 1 of 1 cells failed (model=qwen source_task=Counting"), out.stderr
+    assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr + out.stdout
+    assert "ReduceAfterSweep.on_multirun_end raised FileNotFoundError: no finished cells" in out.stdout   # logged
+    assert json.loads((_cell(tmp_path, "bad") / "FAILED.json").read_text())["error"]
 
 
 def test_a_lock_left_by_a_killed_process_is_taken_over_and_never_held_twice(tmp_path):

@@ -9,50 +9,16 @@ import polars as pl
 import pytest
 from PIL import Image
 
+from tests.helpers import PICKS, centre, pixels
 from transfer.data.blink import read_split
 from transfer.embedded.planted import PRIMITIVES, TASK_PRIMITIVES, planted_table, relation
 from transfer.embedded.suite import generate_rows, generate_suite
-from transfer.embedded.suite.draw import COLORS, MARKERS
+from transfer.embedded.suite.draw import MARKERS
 from transfer.embedded.suite.generic import generate_generic
 from transfer.embedded.suite.images import add_vignette
 from transfer.tasks import TASK_NAMES
 
 N = 80
-
-
-def _pixels(image) -> np.ndarray:
-    return np.asarray(image.convert("RGB")).astype(int)
-
-
-def _centre(image, color: str) -> tuple[float, float]:
-    """Centroid (x, y) of the pixels drawn in exactly one colour (a marker's or a shape's)."""
-    ys, xs = np.nonzero((_pixels(image) == np.array(COLORS[color])).all(-1))
-    assert len(xs), f"no {color} marker"
-    return float(xs.mean()), float(ys.mean())
-
-
-def _mean_colour(image) -> np.ndarray:
-    pixels = _pixels(image).reshape(-1, 3)
-    return pixels[pixels.sum(1) > 0].mean(0)   # the puzzle's blacked-out quarter is not a colour of the scene
-
-
-def colour_match_pick(row) -> int:
-    """The candidate whose mean colour is nearest the reference's."""
-    ref, *candidates = row["images"]
-    return int(np.argmin([np.linalg.norm(_mean_colour(c) - _mean_colour(ref)) for c in candidates]))
-
-
-def leftmost_point_pick(row) -> int:
-    """The circled point of the second image that lies furthest left."""
-    return int(np.argmin([_centre(row["images"][1], MARKERS[label])[0] for label in "ABCD"]))
-
-
-def mark_height_pick(row) -> int:
-    """The lower of the red (A) and blue (B) marks."""
-    return int(np.argmax([_centre(row["images"][0], MARKERS[label])[1] for label in "AB"]))
-
-
-PICKS = {"colour_match": colour_match_pick, "leftmost_point": leftmost_point_pick, "mark_height": mark_height_pick}
 
 
 @pytest.mark.parametrize("task", [t for t in TASK_NAMES if TASK_PRIMITIVES[t][0] in PICKS])
@@ -70,14 +36,14 @@ def test_generators_realise_their_planted_mapping(task: str) -> None:
 
 def test_functional_correspondence_answer_is_the_rightmost_point() -> None:
     for row in generate_rows("Functional_Correspondence", 40, seed=0, split="val"):
-        xs = [_centre(row["images"][1], MARKERS[label])[0] for label in "ABCD"]
+        xs = [centre(row["images"][1], MARKERS[label])[0] for label in "ABCD"]
         assert int(np.argmax(xs)) == row["answer"]
 
 
 def test_base_left_mark_answer_is_the_leftmost_point(tmp_path: Path) -> None:
     generate_generic(tmp_path, seed=0, size_per_kind=24)
     for q in read_split(tmp_path, "Base_Left_Mark", "train"):
-        xs = [_centre(q.images[0], MARKERS[label])[0] for label in "ABCD"]
+        xs = [centre(q.images[0], MARKERS[label])[0] for label in "ABCD"]
         assert int(np.argmin(xs)) == q.answer and sorted(xs)[1] - sorted(xs)[0] >= 8
 
 
@@ -86,12 +52,12 @@ def test_base_side_by_side_answer_follows_the_layout(tmp_path: Path) -> None:
     generate_generic(tmp_path, seed=0, size_per_kind=24)
     for q in read_split(tmp_path, "Base_Side_By_Side", "train"):
         first, second = re.match(r"Are the (\w+) \w+ and the (\w+) \w+ side by side\?", q.prompt).groups()
-        (x1, y1), (x2, y2) = (_centre(q.images[0], c) for c in (first, second))
+        (x1, y1), (x2, y2) = (centre(q.images[0], c) for c in (first, second))
         assert (abs(x1 - x2) > abs(y1 - y2)) == (q.answer == 0), q.meta
 
 
 def _background(image) -> tuple[int, ...]:
-    colours, counts = np.unique(_pixels(image).reshape(-1, 3), axis=0, return_counts=True)
+    colours, counts = np.unique(pixels(image).reshape(-1, 3), axis=0, return_counts=True)
     return tuple(colours[counts.argmax()])
 
 
@@ -107,8 +73,8 @@ def test_base_darker_patch_answer_follows_the_grey_under_the_points(tmp_path: Pa
     about the same."""
     generate_generic(tmp_path, seed=0, size_per_kind=24)
     for q in read_split(tmp_path, "Base_Darker_Patch", "train"):
-        grey_a, grey_b = (_pixels(q.images[0])[round(y), round(x)].mean()
-                          for x, y in (_centre(q.images[0], MARKERS[label]) for label in "AB"))
+        grey_a, grey_b = (pixels(q.images[0])[round(y), round(x)].mean()
+                          for x, y in (centre(q.images[0], MARKERS[label]) for label in "AB"))
         assert q.answer == (2 if grey_a == grey_b else 0 if grey_a < grey_b else 1), q.meta
 
 
@@ -116,7 +82,7 @@ def test_spatial_relation_answer_follows_the_layout() -> None:
     """yes: the two named shapes sit side by side in the named order; no: one sits above the other."""
     for row in generate_rows("Spatial_Relation", 40, seed=0, split="val"):
         first, second = re.match(r"Is the (\w+) \w+ .* the (\w+) \w+\?", row["question"]).groups()
-        (x1, y1), (x2, y2) = (_centre(row["images"][0], c) for c in (first, second))
+        (x1, y1), (x2, y2) = (centre(row["images"][0], c) for c in (first, second))
         assert (abs(x1 - x2) > abs(y1 - y2)) == (row["answer"] == 0), row["explanation"]
         if row["answer"] == 0:
             assert (x1 < x2) == ("to the left of" in row["question"]), row["question"]
@@ -124,16 +90,16 @@ def test_spatial_relation_answer_follows_the_layout() -> None:
 
 def _corner_to_centre(image) -> float:
     """Mean brightness of the four 6x6 corners over that of the central 12x12 block."""
-    pixels = _pixels(image).mean(axis=2)
-    corners = [pixels[:6, :6], pixels[:6, -6:], pixels[-6:, :6], pixels[-6:, -6:]]
-    return float(np.mean(corners)) / float(pixels[26:38, 26:38].mean())
+    grey = pixels(image).mean(axis=2)
+    corners = [grey[:6, :6], grey[:6, -6:], grey[-6:, :6], grey[-6:, -6:]]
+    return float(np.mean(corners)) / float(grey[26:38, 26:38].mean())
 
 
 def test_forensic_answer_is_the_one_image_through_a_lens() -> None:
     """Pixel-to-pixel roughness (mean absolute difference of horizontal neighbours: grain) and darkened corners
     (vignetting) each single out the answer."""
     for row in generate_rows("Forensic_Detection", 40, seed=0, split="val"):
-        roughness = [np.abs(np.diff(_pixels(image), axis=1)).mean() for image in row["images"]]
+        roughness = [np.abs(np.diff(pixels(image), axis=1)).mean() for image in row["images"]]
         assert int(np.argmax(roughness)) == row["answer"]
         assert sorted(roughness)[-1] > 1.5 * sorted(roughness)[-2]
         assert int(np.argmin([_corner_to_centre(image) for image in row["images"]])) == row["answer"]

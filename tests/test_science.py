@@ -2,8 +2,9 @@
 
 Slow (the 4-seed grid): `make science` runs the grid (sweep `science`) and then this test, which reads the
 reducer's summary.json. Run alone, it runs the grid itself first (finished cells are skipped). The targets that
-docs/validation.md reports as missed are expected failures with the reason, so the run reports them (xfail, or
-XPASS if a grid meets them) instead of failing by design.
+docs/validation.md reports as missed are strict expected failures with the reason (a grid that meets one fails
+the run: the docs need updating); those the docs report as not measured since a change are expected failures that
+may pass (XPASS). So the run reports the missed targets instead of failing by design.
 """
 from __future__ import annotations
 
@@ -18,20 +19,34 @@ from tests.helpers import ROOT
 
 SWEEP = "science"
 FAMILIES = ("llava", "qwen", "idefics")
-MISSED = {   # (family, target): why it is missed with the default base (docs/validation.md)
-    ("llava", "base"): "llava's base answers 5 of 13 tasks above chance: its skills are bound to the pretraining "
-                       "wording (docs/validation.md)",
-    ("llava", "negative"): "the mark-height primitive is learned per task and does not transfer (docs/validation.md)",
-    ("qwen", "negative"): "Relative_Depth -> Object_Localization is the top cell of its column, against its planted "
-                          "sign (docs/validation.md)",
+MISSED = {   # (family, target): missed by the init-seed-0 4-seed grid, as docs/validation.md reports (strict xfail)
+    ("llava", "base"): "llava's base model is above chance on 5 of 13 tasks (docs/validation.md, Missed, and why)",
+    ("llava", "negative"): "planted_negative_p 0.068: the mark-height primitive is learned per task and does not "
+                           "transfer (docs/validation.md, Missed, and why)",
+    ("qwen", "negative"): "planted_negative_p 0.69: Relative_Depth -> Object_Localization goes against its planted "
+                          "sign (docs/validation.md, Missed, and why)",
+}
+UNMEASURED = {   # (family, target): not measured at 4 seeds since qwen's image positions changed; the 1-seed grid
+    # misses them (docs/validation.md, Qwen's image positions), so they are reported (xfail or XPASS), not asserted
+    ("qwen", "base"): "qwen's 4-seed grid is not re-measured since its M-RoPE positions; 1 seed: 4 of 13 above chance",
+    ("qwen", "diagonal"): "qwen's 4-seed grid is not re-measured since its M-RoPE positions; 1 seed: 10 of 13",
+    ("qwen", "positive"): "qwen's 4-seed grid is not re-measured since its M-RoPE positions; 1 seed: p 0.051",
 }
 
 pytestmark = pytest.mark.slow
 
 
 def _cases(target: str) -> list:
-    return [pytest.param(f, marks=pytest.mark.xfail(reason=MISSED[f, target], strict=False))
-            if (f, target) in MISSED else f for f in FAMILIES]
+    """The families for one target, each missed one an expected failure with its reason."""
+    cases = []
+    for family in FAMILIES:
+        if (family, target) in MISSED:
+            cases.append(pytest.param(family, marks=pytest.mark.xfail(reason=MISSED[family, target], strict=True)))
+        elif (family, target) in UNMEASURED:
+            cases.append(pytest.param(family, marks=pytest.mark.xfail(reason=UNMEASURED[family, target])))
+        else:
+            cases.append(family)
+    return cases
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,9 @@ from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 _MISSING = object()
-CHECKED_GROUPS = ("model", "source_task", "data", "train", "eval", "base", "experiment", "hydra/launcher")
+_VALUED_FLAGS = frozenset({"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name",
+                           "-cn", "--config-dir", "-cd", "--experimental-rerun"})   # Hydra's flags that take a value
+CHECKED_GROUPS = ("model", "source_task", "data", "train", "eval", "pretrain", "experiment", "hydra/launcher")
 
 
 def group_options(group: str) -> list[str]:
@@ -58,8 +60,8 @@ def _check_syntax(argv: list[str]) -> None:
     from hydra.errors import OverrideParseException
 
     parser = OverridesParser.create()
-    for arg in argv:
-        if arg.startswith("-"):
+    for previous, arg in zip([None, *argv], argv):
+        if arg.startswith("-") or previous in _VALUED_FLAGS:
             continue
         try:
             parser.parse_overrides([arg])
@@ -129,14 +131,24 @@ def check_jobs(jobs: object) -> None:
 
 def one_line_errors(func):
     """Report bad input (ValueError) and I/O faults (OSError: a missing, read-only or full path, named by the
-    error) as `error: ...` on one line and exit 2."""
+    error) as `error: ...` on one line and exit 2. In a multirun the error is raised on instead: the launcher
+    records that cell as failed, runs the others and reports the failed cells at the end."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
         except (ValueError, OSError) as err:
+            if _in_multirun():
+                raise
             _fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
     return wrapper
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _fail(message: str) -> None:
@@ -144,8 +156,18 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
+# Warnings that libraries raise about their own choices, not about this project's calls (those stay visible):
+# accelerate sets the thread count of a process that set none (the in-process launcher with threads=null); peft
+# reads transformers' deprecated `is_gradient_checkpointing` alias when it wraps or loads an adapter; DeepSpeed's
+# ZeRO-3 calls torch.distributed collectives that torch deprecates.
+LIBRARY_WARNINGS = (("OMP_NUM_THREADS/MKL_NUM_THREADS unset", UserWarning),
+                    ("`is_gradient_checkpointing` is deprecated", FutureWarning),
+                    (r"`torch\.distributed\.\w+` is deprecated", FutureWarning))
+
+
 def quiet_libraries() -> None:
-    """Silence library progress bars and chatter; our own progress display reports instead."""
+    """Silence library progress bars, chatter and the known library warnings (LIBRARY_WARNINGS); our own progress
+    display reports instead."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("WANDB_SILENT", "true")
     if not has_cuda():
@@ -154,8 +176,8 @@ def quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import warnings
 
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    for message, category in LIBRARY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

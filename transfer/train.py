@@ -1,4 +1,4 @@
-"""Finetuning with the HF Trainer and DeepSpeed ZeRO: LoRA on the language model, or full (the base stage).
+"""Finetuning with the HF Trainer and DeepSpeed ZeRO: LoRA on the language model, or full (pretraining).
 
 DeepSpeed needs a process group: transfer.distributed exports its rendezvous (torchrun, SLURM tasks or one process).
 A run resumes from its latest complete Trainer checkpoint in `out_dir/checkpoints` (preemption).

@@ -4,11 +4,15 @@
 (spawned once, each reused for many cells), each with `cores // N` torch threads: a tiny model's forward/backward
 does not use two threads well, so on 2 cores two one-thread cells finish a grid sooner than one two-thread cell at
 a time (bench/README.md). `jobs: auto` is 1 where a GPU is visible (cells would share it) and otherwise 2 on >= 2 cores.
-Cells of different models are handed out in turn, so the models' base stages (built once per model, under a file
-lock) build side by side; while a model's first cell runs (it may be building that base), the model's other cells
-wait in the queue and another model's cells go first, so no worker sits on the lock while there is other work.
-Cells never share files: the task suite is also built under a lock, and every cell has its own folder and
-DeepSpeed port.
+Cells of different models are handed out in turn, so the models' base models (pretrained once per model, under a
+file lock) are pretrained side by side; while a model's first cell runs (it may be pretraining that base model),
+the model's other cells wait in the queue and another model's cells go first, so no worker sits on the lock while
+there is other work. Cells never share files: the task suite is also built under a lock, and every cell has its own
+folder and DeepSpeed port.
+
+A cell that raises is recorded as failed (its folder holds FAILED.json) and the other cells go on. When cells failed,
+the launcher ends the multirun itself once every cell has run: the multirun-end callbacks (the reducer, which names
+the failed cells as holes) run on what finished, and the sweep exits 1 with one line naming the failed cells.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -32,6 +37,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
 from omegaconf import open_dict
 
+from transfer import faults
 from transfer.cli import check_jobs, has_cuda, quiet_libraries
 from transfer.threads import limit_threads
 
@@ -52,14 +58,27 @@ class LocalLauncher(BasicLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         if self.validate:   # the grid's subset; with plan=true the plan is printed and nothing runs
             job_overrides, _ = preflight.prepare(self, job_overrides, self._describe)
-        grid = _GridProgress(len(job_overrides), min(self.jobs, len(job_overrides)))
+        grid = GridProgress(len(job_overrides), min(self.jobs, len(job_overrides)))
         if self.jobs == 1 or len(job_overrides) == 1:
             runs = []
             for i, overrides in enumerate(job_overrides):
                 runs += super().launch([overrides], initial_job_idx + i)
                 grid.cell_done(runs[-1])
-            return runs
-        return self._launch_parallel(job_overrides, initial_job_idx, grid)
+                faults.pause("between_cells")
+        else:
+            runs = self._launch_parallel(job_overrides, initial_job_idx, grid)
+        failed = [run for run in runs if run.status == JobStatus.FAILED]
+        if failed:   # Hydra's sweeper would stop at the first failed cell's exception, before the reducer.
+            # Hydra reports a callback's exception as a warning (e.g. no cell finished: nothing to reduce); it is
+            # logged, so that the summary is the one line on stderr.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self.hydra_context.callbacks.on_multirun_end(config=self.config)
+            for warning in caught:
+                log.warning("%s", warning.message)
+            print(f"error: {failure_summary(failed, len(runs))}", file=sys.stderr)
+            raise SystemExit(1)
+        return runs
 
     def _describe(self, job_overrides: Sequence[Sequence[str]], specs: list) -> list[str]:
         """The plan's line for this launcher: where and how many cells at a time."""
@@ -68,7 +87,7 @@ class LocalLauncher(BasicLauncher):
                 f"about the cell time / {workers})"]
 
     def _launch_parallel(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
-                         grid: _GridProgress) -> list[JobReturn]:
+                         grid: GridProgress) -> list[JobReturn]:
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
@@ -96,7 +115,7 @@ class LocalLauncher(BasicLauncher):
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     i = pending.pop(future)
-                    runs[i] = cloudpickle.loads(future.result())   # a cell's SystemExit (bad input) stops the grid
+                    runs[i] = cloudpickle.loads(future.result())   # a cell's exception is in its JobReturn
                     dispatch.finished(i)
                     grid.cell_done(runs[i])
         finally:
@@ -129,7 +148,7 @@ def models_in_turn(job_overrides: Sequence[Sequence[str]]) -> list[int]:
 
 class Dispatch:
     """The order cells start in: models in turn, but a model's cells wait while its first cell runs (that cell
-    may be building the model's base stage under a file lock) as long as another model's cell can go instead."""
+    may be pretraining the model's base model under a file lock) as long as another model's cell can go instead."""
 
     def __init__(self, job_overrides: Sequence[Sequence[str]]) -> None:
         self.models = [model_of(o) for o in job_overrides]
@@ -151,30 +170,64 @@ class Dispatch:
             self.building.discard(self.models[i])
 
 
-class _GridProgress:
-    """Logs 'grid: k/n cells done, elapsed, ETA' after each cell. The ETA is the mean time of the finished cells
-    that computed something and did not pretrain a base model, times the cells left, over the cells at a time;
-    until such a cell has finished it says so."""
+class CellFailed(RuntimeError):
+    """A failed cell's error as one line, as a worker sends it back (the original exception may not pickle)."""
 
-    def __init__(self, total: int, workers: int = 1) -> None:
-        self.total, self.workers, self.done, self.failed = total, workers, 0, 0
-        self.start, self.seconds = time.perf_counter(), []
 
-    def cell_done(self, run: JobReturn) -> None:
+def error_line(err: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    if isinstance(err, CellFailed):
+        return str(err)
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
+def failure_summary(failed: Sequence[JobReturn], total: int, shown: int = 3) -> str:
+    """One line for a sweep whose cells failed: how many, the first few with their errors, how to recover."""
+    named = "; ".join(f"{' '.join(filter_overrides(run.overrides))}: {error_line(run._return_value)}"
+                      for run in failed[:shown])
+    more = f"; and {len(failed) - shown} more" if len(failed) > shown else ""
+    return (f"{len(failed)} of {total} cells failed ({named}{more}); each failed cell's folder holds FAILED.json, "
+            "and a re-run of the sweep computes them again and skips the finished ones")
+
+
+class GridProgress:
+    """Logs 'grid: k/n cells done, elapsed, ETA' after each cell, and a line for each failed cell.
+
+    The ETA is the mean wall time of the finished cells that computed something and did not pretrain a base model,
+    times the cells left, over the cells at a time. Until such a cell has finished it says what it waits for: the
+    base models' pretraining (a finished cell pretrained one), or a first computed cell."""
+
+    def __init__(self, total: int, workers: int = 1, clock=time.perf_counter) -> None:
+        self.total, self.workers, self.done, self.failed, self.pretrained = total, workers, 0, 0, False
+        self.clock = clock
+        self.start, self.seconds = clock(), []
+
+    def cell_done(self, run: JobReturn) -> str:
+        """Count a finished cell (computed, skipped or failed); logs and returns the grid line."""
         self.done += 1
-        self.failed += run.status == JobStatus.FAILED
+        if run.status == JobStatus.FAILED:
+            self.failed += 1
+            log.error("cell failed: %s: %s", " ".join(filter_overrides(run.overrides)), error_line(run._return_value))
         info = run.return_value if run.status == JobStatus.COMPLETED and isinstance(run.return_value, dict) else {}
-        if info.get("status") == "done" and not info.get("pretrain_seconds"):
+        if info.get("pretrain_seconds"):
+            self.pretrained = True
+        elif info.get("status") == "done":
             self.seconds.append(info["seconds"])
+        line = (f"grid: {self.done}/{self.total} cells done{f' ({self.failed} failed)' if self.failed else ''}, "
+                f"{self.clock() - self.start:.0f}s elapsed, {self.eta()}")
+        log.info("%s", line)
+        return line
+
+    def eta(self) -> str:
         left = self.total - self.done
         if not left:
-            eta = "ETA 0s"
-        elif self.seconds:
-            eta = f"ETA {sum(self.seconds) / len(self.seconds) * left / min(self.workers, left):.0f}s"
-        else:
-            eta = "ETA once a cell that does not pretrain a base model has finished"
-        log.info("grid: %d/%d cells done%s, %.0fs elapsed, %s", self.done, self.total,
-                 f" ({self.failed} failed)" if self.failed else "", time.perf_counter() - self.start, eta)
+            return "ETA 0s"
+        if self.seconds:
+            return f"ETA {sum(self.seconds) / len(self.seconds) * left / min(self.workers, left):.0f}s"
+        if self.pretrained:
+            return "ETA when the base models are pretrained"
+        return "ETA once a cell has been computed"
 
 
 def _init_worker(threads: int) -> None:
@@ -196,7 +249,8 @@ def die_with_parent() -> None:
 
 def _run_cell(payload: bytes) -> bytes:
     """One cell in a worker process: restore Hydra's global state, run the job as the basic launcher does, and
-    return its JobReturn cloudpickled (its config holds Hydra dataclasses that plain pickle refuses)."""
+    return its JobReturn cloudpickled (its config holds Hydra dataclasses that plain pickle refuses), a failed
+    cell's exception as one line."""
     idx, overrides, hydra_context, config, task_function, state = cloudpickle.loads(payload)
     setup_globals()
     Singleton.set_state(state)
@@ -205,5 +259,8 @@ def _run_cell(payload: bytes) -> bytes:
         sweep_config.hydra.job.id = idx
         sweep_config.hydra.job.num = idx
     HydraConfig.instance().set_config(sweep_config)
-    return cloudpickle.dumps(run_job(hydra_context=hydra_context, task_function=task_function, config=sweep_config,
-                                     job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir"))
+    run = run_job(hydra_context=hydra_context, task_function=task_function, config=sweep_config,
+                  job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+    if run.status == JobStatus.FAILED:
+        run.return_value = CellFailed(error_line(run._return_value))
+    return cloudpickle.dumps(run)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from probes import cues
-from tests.test_planted import mark_height_pick
+from tests.helpers import mark_height_pick
 from transfer.embedded.suite import draw, scenes
 
 

@@ -1,4 +1,4 @@
-"""probes/wording.py: its rewordings match the generators' questions, use the base stage's own wording, and keep
+"""probes/wording.py: its rewordings match the generators' questions, use the pretraining's own wording, and keep
 the gold on the option the primitive picks (the lower mark, measured on the pixels)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from probes import wording
-from tests.test_planted import mark_height_pick
+from tests.helpers import mark_height_pick
 from transfer.data.blink import read_split
 from transfer.embedded.suite import generate_suite
 from transfer.embedded.suite.generic import generic_lower_mark
@@ -27,7 +27,7 @@ def test_reworded_questions_ask_the_base_question_with_the_lower_mark_as_gold(ta
     for question in own:
         new = wording.reworded(question, wording.REWORDINGS[task])
         asked = new.prompt.split("\n")[0]
-        assert asked in base, f"{asked!r} is not a base-stage question"
+        assert asked in base, f"{asked!r} is not a pretraining question"
         assert new.choices == question.choices and new.images == question.images
         row = {"images": question.images}
         assert new.answer == mark_height_pick(row), f"{question.idx}: gold {new.answer} is not the lower mark"

@@ -8,20 +8,26 @@ scores exactly as an uninterrupted run.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from tests.helpers import child_env
-from tests.slurm.test_slurm_launcher import _cell_job_ids, _sacct, _stop_if_running, _time
+from tests.helpers import (
+    ROOT,
+    cells_command,
+    hydra_sweep_dir,
+    run_cells,
+    sacct,
+    slurm_cells_env,
+    slurm_job_ids,
+    slurm_time,
+    stop_slurm_sweep,
+)
 from transfer.tasks import BASELINE, TASK_NAMES
 
-ROOT = Path(__file__).resolve().parents[2]
 MODELS = ["llava", "qwen", "idefics"]
 STEPS = 60   # training steps of the preempted cell: long enough for USR2 to land mid-training
 pytestmark = pytest.mark.slurm
@@ -33,29 +39,9 @@ def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-def _env(outputs: Path) -> dict[str, str]:
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    # one thread per process on both launchers, so local and SLURM cells compute bit for bit the same
-    return {**child_env(), "PYTHONPATH": path, "TRANSFER_OUTPUTS": str(outputs), "WANDB_MODE": "offline",
-            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-
-
-def _command(cache: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "transfer.run", *args, f"paths.cache={cache}"]
-
-
-def _run(outputs: Path, cache: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_command(cache, *args), cwd=ROOT, env=_env(outputs), capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def _sweep_dir(outputs: Path, sweep: str) -> Path:
-    return outputs / sweep / "hydra"
-
-
 def _reducer_row(sweep_dir: Path) -> dict[str, str]:
     job = (sweep_dir / "reducer_job.txt").read_text().strip()
-    (row,) = _sacct([job], timeout_s=300)
+    (row,) = sacct([job], timeout_s=300)
     return row
 
 
@@ -66,22 +52,22 @@ def _frame(path: Path) -> pl.DataFrame:
 @pytest.mark.slow  # the 42 cells twice: locally and as a job array
 def test_the_grid_as_a_job_array_matches_the_local_launcher(tmp_path: Path, cache: Path) -> None:
     grid = ["-m", "model=" + ",".join(MODELS), "source_task=glob(*)", "experiment=test"]
-    local = _run(tmp_path, cache, *grid, "sweep=local")
+    local = run_cells(tmp_path, cache, *grid, "sweep=local")
     assert local.returncode == 0, local.stderr[-3000:]
     started = time.monotonic()
-    slurm = _run(tmp_path, cache, *grid, "sweep=slurm", "hydra/launcher=slurm")
+    slurm = run_cells(tmp_path, cache, *grid, "sweep=slurm", "hydra/launcher=slurm")
     assert slurm.returncode == 0, slurm.stderr[-3000:]
     print(f"SLURM sweep of 42 cells: {time.monotonic() - started:.0f} s")
 
-    sweep_dir = _sweep_dir(tmp_path, "slurm")
-    jobs = _cell_job_ids(sweep_dir)
+    sweep_dir = hydra_sweep_dir(tmp_path, "slurm")
+    jobs = slurm_job_ids(sweep_dir)
     assert sorted(jobs) == list(range(42))
     assert len({job.split("_")[0] for job in jobs.values()}) == 1, "expected ONE job array"
-    rows = _sacct(list(jobs.values()), timeout_s=120)
+    rows = sacct(list(jobs.values()), timeout_s=120)
     assert {row["State"] for row in rows} == {"COMPLETED"}, [r for r in rows if r["State"] != "COMPLETED"]
     reducer = _reducer_row(sweep_dir)
     assert reducer["State"] == "COMPLETED", reducer
-    assert _time(reducer["Start"]) >= max(_time(row["End"]) for row in rows)
+    assert slurm_time(reducer["Start"]) >= max(slurm_time(row["End"]) for row in rows)
 
     cells = {(r["model"], r["source_task"]) for r in
              pl.read_parquet(tmp_path / "slurm" / "cells" / "*" / "*" / "*" / "scores.parquet").iter_rows(named=True)}
@@ -99,18 +85,18 @@ def test_a_failing_cell_ends_failed_and_the_reducer_names_it(tmp_path: Path, cac
     adapter = tmp_path / "bad" / "cells" / "qwen" / "Jigsaw" / "seed=0" / "adapter"
     adapter.mkdir(parents=True)
     (adapter / "adapter_config.json").write_text("{ not json")
-    run = _run(tmp_path, cache, "-m", "hydra/launcher=slurm", "model=qwen", "source_task=none,Counting,Jigsaw",
+    run = run_cells(tmp_path, cache, "-m", "hydra/launcher=slurm", "model=qwen", "source_task=none,Counting,Jigsaw",
                "experiment=test", "sweep=bad")
     assert run.returncode != 0
 
-    sweep_dir = _sweep_dir(tmp_path, "bad")
-    jobs = _cell_job_ids(sweep_dir)
-    rows = _sacct([jobs[i] for i in range(3)])
+    sweep_dir = hydra_sweep_dir(tmp_path, "bad")
+    jobs = slurm_job_ids(sweep_dir)
+    rows = sacct([jobs[i] for i in range(3)])
     states = {row["JobID"]: row["State"] for row in rows}
     assert states == {jobs[0]: "COMPLETED", jobs[1]: "COMPLETED", jobs[2]: "FAILED"}, states  # none, Counting, Jigsaw
     reducer = _reducer_row(sweep_dir)
     assert reducer["State"] == "COMPLETED", reducer
-    assert _time(reducer["Start"]) >= max(_time(row["End"]) for row in rows)
+    assert slurm_time(reducer["Start"]) >= max(slurm_time(row["End"]) for row in rows)
 
     summary = json.loads((tmp_path / "bad" / "reduce" / "reduce_summary.json").read_text())
     failed = [m for m in summary["missing"] if m["status"] == "failed"]
@@ -146,22 +132,22 @@ def _predictions(outputs: Path, sweep: str) -> pl.DataFrame:
 def test_usr2_requeues_a_training_cell_which_resumes_from_its_checkpoint(tmp_path: Path, cache: Path) -> None:
     cell_args = ["model=qwen", "source_task=Counting", "experiment=test", f"train.steps={STEPS}", "train.save_steps=5",
                  "targets=[Counting,Jigsaw,Art_Style]"]
-    reference = _run(tmp_path, cache, *cell_args, "sweep=reference")
+    reference = run_cells(tmp_path, cache, *cell_args, "sweep=reference")
     assert reference.returncode == 0, reference.stderr[-3000:]
 
-    proc = subprocess.Popen(_command(cache, "-m", "hydra/launcher=slurm", *cell_args, "sweep=preempted"), cwd=ROOT,
-                            env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    sweep_dir, job = _sweep_dir(tmp_path, "preempted"), None
+    proc = subprocess.Popen(cells_command(cache, "-m", "hydra/launcher=slurm", *cell_args, "sweep=preempted"), cwd=ROOT,
+                            env=slurm_cells_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sweep_dir, job = hydra_sweep_dir(tmp_path, "preempted"), None
     try:
         checkpoint = _wait_for_checkpoint(tmp_path / "preempted" / "cells" / "qwen" / "Counting" / "seed=0", proc)
-        job = _cell_job_ids(sweep_dir)[0]
+        job = slurm_job_ids(sweep_dir)[0]
         subprocess.run(["scancel", "--signal=USR2", job], check=True)
         _, stderr = proc.communicate(timeout=600)
     finally:
-        _stop_if_running(proc, job)
+        stop_slurm_sweep(proc, job)
     assert proc.returncode == 0, stderr[-3000:]
 
-    attempts = _sacct([job], attempts=True)
+    attempts = sacct([job], attempts=True)
     assert [row["State"] for row in attempts] == ["REQUEUED", "COMPLETED"], attempts
     log = "".join(p.read_text() for p in (sweep_dir / "qwen" / "Counting" / "seed=0").glob("*.log"))
     steps = [int(line.split("(step ")[1].split(" ")[0]) for line in log.splitlines()
@@ -178,18 +164,18 @@ def test_usr2_requeues_a_training_cell_which_resumes_from_its_checkpoint(tmp_pat
 # a one-process base cell, then the two-task cell
 def test_a_cell_with_two_tasks_trains_as_one_process_group_and_rank_0_records(tmp_path: Path, cache: Path) -> None:
     """tasks_per_node=2 (as slurm_gpu8 does with 8): both SLURM tasks train together, only rank 0 writes."""
-    # the embedded base model is built first by one process: a cold multi-process cell would deadlock in the
-    # base stage (rank 0 trains it under a file lock and waits for rank 1, which waits for the lock)
-    base = _run(tmp_path, cache, "model=qwen", "source_task=none", "experiment=test", "targets=[Counting]",
+    # the embedded base model is pretrained first by one process: a cold multi-process cell would deadlock while
+    # pretraining (rank 0 trains it under a file lock and waits for rank 1, which waits for the lock)
+    base = run_cells(tmp_path, cache, "model=qwen", "source_task=none", "experiment=test", "targets=[Counting]",
                 "sweep=base")
     assert base.returncode == 0, base.stderr[-3000:]
-    run = _run(tmp_path, cache, "-m", "hydra/launcher=slurm", "hydra.launcher.tasks_per_node=2", "model=qwen",
+    run = run_cells(tmp_path, cache, "-m", "hydra/launcher=slurm", "hydra.launcher.tasks_per_node=2", "model=qwen",
                "source_task=Counting", "experiment=test", "targets=[Counting]", "sweep=two",
                "hydra.launcher.reducer_command=null")
     assert run.returncode == 0, run.stderr[-3000:]
-    sweep_dir = _sweep_dir(tmp_path, "two")
-    job = _cell_job_ids(sweep_dir)[0]
-    assert [row["State"] for row in _sacct([job])] == ["COMPLETED"]
+    sweep_dir = hydra_sweep_dir(tmp_path, "two")
+    job = slurm_job_ids(sweep_dir)[0]
+    assert [row["State"] for row in sacct([job])] == ["COMPLETED"]
     logs = [(sweep_dir / ".submitit" / job / f"{job}_{rank}_log.out").read_text() for rank in (0, 1)]
     for rank, log in enumerate(logs):
         assert f"global_rank={rank}(2)" in log

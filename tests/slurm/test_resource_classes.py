@@ -12,9 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.slurm.test_real_grid import _run as _run_cells
-from tests.slurm.test_real_grid import _sweep_dir
-from tests.slurm.test_slurm_launcher import _reducer, _run_sweep, _time
+from tests.helpers import hydra_sweep_dir, run_cells, run_slurm_app, sacct, slurm_reducer, slurm_time
 
 pytestmark = pytest.mark.slurm
 FIELDS = ["JobID", "State", "Start", "End", "ReqCPUS", "ReqMem", "Timelimit"]
@@ -22,9 +20,7 @@ FIELDS = ["JobID", "State", "Start", "End", "ReqCPUS", "ReqMem", "Timelimit"]
 
 def _accounting(job_ids: list[str]) -> dict[str, dict[str, str]]:
     """sacct's row per job (array tasks as <array>_<i>), once every job has ended."""
-    from tests.slurm.test_slurm_launcher import _sacct
-
-    _sacct(job_ids)   # waits until all have ended
+    sacct(job_ids)   # waits until all have ended
     out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", ",".join(FIELDS), "-j", ",".join(job_ids)],
                          capture_output=True, text=True, check=True).stdout
     return {row["JobID"]: row for row in (dict(zip(FIELDS, line.split("|"))) for line in out.splitlines() if line)}
@@ -42,7 +38,7 @@ def _dependency(sweep_dir: Path, reducer_id: str) -> str:
 
 def test_two_resource_classes_are_two_job_arrays_and_the_reducer_waits_for_both(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
-    run = _run_sweep(sweep_dir, "toy=alpha,beta", "model=small,large")
+    run = run_slurm_app(sweep_dir, "toy=alpha,beta", "model=small,large")
     assert run.returncode == 0, run.stderr
 
     results = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/result.json"))]
@@ -60,21 +56,21 @@ def test_two_resource_classes_are_two_job_arrays_and_the_reducer_waits_for_both(
         assert {(row["ReqCPUS"], _gigabytes(row["ReqMem"]), row["Timelimit"]) for row in mine} == {
             (cpus, mem_gb, limit)}
 
-    reducer_id, reduced = _reducer(sweep_dir)
+    reducer_id, reduced = slurm_reducer(sweep_dir)
     assert reduced["cells"] == ["alpha", "alpha", "beta", "beta"]
     assert _dependency(sweep_dir, reducer_id) == f"afterany:{arrays['small'].pop()}:{arrays['large'].pop()}"
     (reducer,) = _accounting([reducer_id]).values()
-    assert _time(reducer["Start"]) >= max(_time(row["End"]) for row in rows.values())
+    assert slurm_time(reducer["Start"]) >= max(slurm_time(row["End"]) for row in rows.values())
 
 
 # two real cells and the reducer job (runs in CI with the cluster up)
 def test_a_partial_grid_of_real_cells_runs_in_its_models_class_and_the_reducer_job_completes_it(tmp_path) -> None:
-    run = _run_cells(tmp_path, tmp_path / "cache", "-m", "hydra/launcher=slurm", "model=qwen",
+    run = run_cells(tmp_path, tmp_path / "cache", "-m", "hydra/launcher=slurm", "model=qwen",
                      "source_task=none,Counting,Jigsaw", "experiment=test", "pretrain.steps=2",
                      "pretrain.size_per_kind=8", "sweep=partial", "grid.cells=[qwen/Counting/0]",
                      "model.resources={gpus:0,cpus:1,mem_gb:3,time_min:30}")
     assert run.returncode == 0, run.stderr[-3000:]
-    sweep_dir = _sweep_dir(tmp_path, "partial")
+    sweep_dir = hydra_sweep_dir(tmp_path, "partial")
     jobs = sorted(p.name for p in (sweep_dir / ".submitit").iterdir() if re.fullmatch(r"\d+_\d+", p.name))
     assert len(jobs) == 2 and len({j.split("_")[0] for j in jobs}) == 1      # none and Counting, one array
     rows = _accounting(jobs)
