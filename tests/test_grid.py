@@ -361,6 +361,34 @@ def test_selection_never_reads_the_scored_questions(grid, selection, tmp_path):
     assert recorded["selection"][0]["pgf_toward"] != plan["pgf_toward"]   # the selection halves do choose
 
 
+def test_the_budget_curve_runs_every_mixture_at_each_share_of_the_steps(grid):
+    """budgets=[0.5,1.0]: every mixture twice, the same data and examples, the steps scaled; a half-budget cell
+    trains half of experiment=test's 4 steps on as many questions as the full one."""
+    import json
+
+    sweep, _ = grid
+    out = run_cli(["from_sweep=test", "model=qwen", "targets=[Counting]", "k=2", "seeds=[0]", "budgets=[0.5,1.0]",
+                   "run=false", "overrides=['experiment=test']", "sweep=curve"], sweep.parent, module="transfer.select")
+    assert out.returncode == 0, out.stderr[-3000:]
+    arms_file = sweep.parent / "curve" / "selection" / "arms.json"
+    mixtures = json.loads(arms_file.read_text())
+    by_data = {}
+    for m in mixtures:
+        by_data.setdefault((tuple(m["tasks"]), tuple(m["weights"]), m["examples"]), []).append(m["steps_scale"])
+    assert sorted(map(sorted, by_data.values())) == [[0.5, 1.0]] * len(by_data)
+    roles = json.loads((sweep.parent / "curve" / "selection" / "selection.json").read_text())["roles"]
+    assert {r["budget"] for r in roles} == {0.5, 1.0}
+    direct = {m["steps_scale"]: i for i, m in enumerate(mixtures) if m["tasks"] == ["Counting"]}
+    trained = {}
+    for scale, arm in direct.items():
+        cell = run_cli(["model=qwen", f"mix.arms={arms_file}", f"mix.arm={arm}", "experiment=test", "sweep=curve"],
+                       sweep.parent)
+        assert cell.returncode == 0, cell.stderr[-3000:]
+        (scores,) = (sweep.parent / "curve" / "cells" / "qwen").glob(f"{mixtures[arm]['label']}/seed=0/scores.parquet")
+        trained[scale] = pl.read_parquet(scores).select("train_steps", "train_examples").unique().row(0)
+    assert trained[0.5][0] == 2 and trained[1.0][0] == 4 and trained[0.5][1] == trained[1.0][1] > 0
+
+
 def test_a_mixture_cell_is_skipped_on_rerun_and_refused_on_a_changed_config(selection):
     import json
 
