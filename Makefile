@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 STAMP := .venv/.installed
 SWEEP ?=
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 GRID := -m model=llava,qwen,idefics source_task='glob(*)'
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
@@ -39,10 +41,10 @@ browser:  ## install headless Chromium for the report screenshot test (Debian, r
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 test: install browser  ## the test suite (fast tests; slurm tests run when the loopback cluster is up)
-	$(PY) -m pytest -m "not slow" -q
+	$(PYTEST) -m "not slow"
 
 test-all: install browser  ## every test, the slow ones too
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 lint: install  ## ruff over the whole repository
 	.venv/bin/ruff check .
