@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import random
 import shutil
 import socket
 import time
@@ -31,6 +30,7 @@ from peft import PeftModel
 from transfer import distributed, faults, timing
 from transfer.atomic import write_json, write_parquet
 from transfer.cache import params_key
+from transfer.data.mixture import mixture_examples
 from transfer.data.splits import TaskData
 from transfer.encode import ENCODING, EncodedCache, ImageSource
 from transfer.evaluate import TaskResult, evaluate_targets, for_scoring
@@ -255,25 +255,6 @@ def training_tasks(spec: CellSpec) -> list[str]:
     if spec.mixture:
         return list(spec.mixture.tasks)
     return [spec.source] if spec.finetunes else []
-
-
-def mixture_examples(pools: dict[str, list[dict]], mixture, seed: int) -> list[dict]:
-    """`mixture.examples` training examples in all, shared among the tasks by the mixture's weights (largest
-    remainders round), each task's drawn at random without replacement (seeded by the cell's seed; a pool smaller
-    than its share gives all it has)."""
-    total = sum(mixture.weights)
-    exact = [w / total * mixture.examples for w in mixture.weights]
-    counts = [int(x) for x in exact]
-    for i in sorted(range(len(exact)), key=lambda i: (counts[i] - exact[i], i))[:mixture.examples - sum(counts)]:
-        counts[i] += 1
-    out = []
-    for task, n in zip(mixture.tasks, counts):
-        pool = pools[task]
-        if n > len(pool):
-            log.warning("mixture %s: %s has %d training questions, its share is %d: all are used", mixture.label,
-                        task, len(pool), n)
-        out += random.Random(f"{seed}/{task}/mix").sample(pool, min(n, len(pool)))
-    return out
 
 
 def _frames(spec: CellSpec, data: TaskData, checkpoint: str, results: list[TaskResult], stats: TrainStats,

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from tests.helpers import compose_spec
-from transfer.cell import mixture_examples, training_tasks
+from transfer.cell import training_tasks
+from transfer.data.mixture import mixture_examples
 from transfer.spec import MixtureSpec, SpecError
 
 

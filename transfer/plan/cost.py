@@ -22,6 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
+from transfer.data.mixture import mixture_examples
 from transfer.plan.questions import Profile
 from transfer.records import SCORES, finished_hash
 from transfer.spec import CellSpec
@@ -94,7 +95,7 @@ def rates(spec: CellSpec, profile: Profile) -> Rates:
 
 def training(spec: CellSpec, profile: Profile) -> tuple[int, float]:
     """(training questions, mean prompt tokens per training question) of a cell: its source task's, none for `none`
-    and a mixture's base arm; a mixture's share of each task as the cell draws it (transfer.cell.mixture_examples),
+    and a mixture's base arm; a mixture's share of each task as the cell draws it (transfer.data.mixture),
     its tokens weighted by those shares."""
     mixture = spec.mixture
     if not spec.finetunes:
@@ -102,8 +103,6 @@ def training(spec: CellSpec, profile: Profile) -> tuple[int, float]:
     if mixture is None:
         task = profile.tasks[spec.source]
         return task.train_questions, task.train_tokens
-    from transfer.cell import mixture_examples
-
     drawn = mixture_examples({t: [t] * profile.tasks[t].train_questions for t in mixture.tasks}, mixture, seed=0)
     return len(drawn), sum(profile.tasks[t].train_tokens for t in drawn) / len(drawn)
 
